@@ -1,0 +1,165 @@
+/**
+ * NodeTransport: the real `GatewayTransport`, a WebSocket client over effect/socket and the `ws` package.
+ *
+ * `connect` opens the socket in the caller's Scope and resolves once it is open; an open failure or timeout
+ * is a `ConnectFailed`. `receive` hands over the raw frames (text as strings, binary as bytes) in batches;
+ * every end of the connection fails it with `ConnectionClosed`: the server's close code and reason
+ * (`by: "server"`), the close we started (`by: "client"`), or 1006 when the connection dropped without a
+ * close frame (`by: "transport"`). `close(code)` sends our close frame once (PROTOCOL.md §1.10: 1000/1001
+ * end the Discord session, 4000 keeps it resumable); a Scope closed without it closes with 1000.
+ *
+ * Incoming message size is left at the `ws` default (100 MiB) since READY can be megabytes (§5.1).
+ */
+import { NodeWS } from "@effect/platform-node"
+import { Duration, Effect, Exit, Layer, Scope } from "effect"
+import { Socket } from "effect/socket"
+import { ConnectFailed, ConnectionClosed } from "../Errors.ts"
+import { GatewayTransport } from "./GatewayTransport.ts"
+import type { GatewayConnection } from "./GatewayTransport.ts"
+
+const OPEN = 1
+/** A close frame's reason is at most 123 bytes (RFC 6455 §5.5); `ws` throws on longer ones. */
+const MAX_REASON_BYTES = 123
+
+const truncateReason = (reason: string): string => {
+  if (Buffer.byteLength(reason) <= MAX_REASON_BYTES) return reason
+  const bytes = Buffer.from(reason).subarray(0, MAX_REASON_BYTES)
+  // drop a trailing partial character (decoded as U+FFFD)
+  return bytes.toString("utf8").replace(/\uFFFD$/, "")
+}
+
+const describe = (cause: unknown): string => {
+  if (cause instanceof Error && cause.message !== "") return cause.message
+  if (typeof cause === "object" && cause !== null) {
+    const { error, message } = cause as { readonly error?: unknown; readonly message?: unknown }
+    if (typeof message === "string" && message !== "") return message
+    if (error instanceof Error && error.message !== "") return error.message
+  }
+  return String(cause)
+}
+
+const connectFailed = (url: string, error: Socket.SocketError, openTimeout: Duration.Input): ConnectFailed => {
+  const reason = error.reason
+  let detail: string
+  switch (reason._tag) {
+    case "SocketOpenError":
+      detail = reason.kind === "Timeout"
+        ? `the WebSocket did not open within ${Duration.format(Duration.fromInputUnsafe(openTimeout))}`
+        : describe(reason.cause)
+      break
+    case "SocketCloseError":
+      detail = `closed with ${reason.code}${reason.closeReason ? ` (${reason.closeReason})` : ""} before opening`
+      break
+    default:
+      detail = reason.message
+  }
+  return new ConnectFailed({ url, detail })
+}
+
+const DEFAULT_OPEN_TIMEOUT: Duration.Input = "10 seconds"
+
+type MakeWebSocket = (url: string, options?: Socket.WebSocketConstructorOptions | undefined) => Socket.WebSocketLike
+
+const connectWith = (
+  makeWebSocket: MakeWebSocket,
+  url: string,
+  openTimeout: Duration.Input
+): Effect.Effect<GatewayConnection, ConnectFailed, Scope.Scope> =>
+  Effect.gen(function*() {
+    // The connection gets its own child of the caller's Scope so a failed open is released at once.
+    const scope = yield* Scope.fork(yield* Effect.scope)
+    // What we know about the end of the connection, for errors raised without a SocketCloseError.
+    let seenClose: { readonly code: number; readonly reason: string } | undefined
+    let ws: Socket.WebSocketLike | undefined
+    const capture: MakeWebSocket = (u, options) => {
+      const created = makeWebSocket(u, options)
+      // Registered before the reader's own listener: its resume may run the receiving fiber synchronously,
+      // and that fiber must already see the close here.
+      created.addEventListener("close", (event) => {
+        seenClose = { code: typeof event.code === "number" ? event.code : 1006, reason: event.reason ?? "" }
+      }, { once: true })
+      return ws = created
+    }
+    const socket = yield* Socket.makeWebSocket(url, { openTimeout }).pipe(
+      Effect.provideService(Socket.WebSocketConstructor, capture)
+    )
+    const reader = yield* Scope.provide(socket.reader, scope).pipe(
+      Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause))),
+      Effect.mapError((error) => connectFailed(url, error, openTimeout))
+    )
+    const { write } = yield* Scope.provide(socket.writer, scope)
+    const socketWs = ws!
+
+    let released = false
+    let closedByClient = false
+    let clientCode = 1000
+    let clientReason = ""
+    yield* Scope.addFinalizer(scope, Effect.sync(() => {
+      released = true
+    }))
+
+    const closed = (code: number, reason: string): ConnectionClosed =>
+      new ConnectionClosed({
+        code,
+        reason,
+        by: closedByClient ? "client" : code === 1006 ? "transport" : "server"
+      })
+    const currentClosed = (): ConnectionClosed =>
+      seenClose !== undefined
+        ? closed(seenClose.code, seenClose.reason)
+        : closedByClient
+        ? closed(clientCode, clientReason)
+        : closed(1006, "")
+    const fromSocketError = (error: Socket.SocketError): ConnectionClosed => {
+      const reason = error.reason
+      if (reason._tag === "SocketCloseError") return closed(reason.code, reason.closeReason ?? "")
+      return new ConnectionClosed({ code: 1006, reason: "", by: closedByClient ? "client" : "transport" })
+    }
+
+    const receive = Effect.mapError(reader.pull, fromSocketError)
+
+    // `ws` silently drops a frame sent after the close started; fail instead.
+    const send = (frame: string): Effect.Effect<void, ConnectionClosed> =>
+      Effect.suspend(() =>
+        released || socketWs.readyState !== OPEN
+          ? Effect.fail(currentClosed())
+          : Effect.mapError(write(frame), fromSocketError)
+      )
+
+    let closeCalled = false
+    const close = (code: number, reason?: string): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (closeCalled || released) return Effect.void
+        closeCalled = true
+        // Only a close we start is ours; if the server's close already arrived, nothing is left to send.
+        if (socketWs.readyState !== OPEN) return Effect.void
+        closedByClient = true
+        clientCode = code
+        clientReason = reason === undefined ? "" : truncateReason(reason)
+        // An invalid code (1005, 1006, <1000, ≥5000…) makes ws throw: nothing was sent, so forget this
+        // call; the socket stays open until a valid close or the Scope (1000).
+        return Effect.catch(write(new Socket.CloseEvent(clientCode, clientReason)), () =>
+          Effect.sync(() => {
+            closeCalled = false
+            closedByClient = false
+          }))
+      })
+
+    return { receive, send, close }
+  })
+
+/** The real transport with options: `openTimeout` bounds the WebSocket opening handshake (default 10 s). */
+export const layerWith = (options: { readonly openTimeout?: Duration.Input | undefined } = {}): Layer.Layer<
+  GatewayTransport
+> =>
+  Layer.effect(
+    GatewayTransport,
+    Effect.gen(function*() {
+      const makeWebSocket = yield* Socket.WebSocketConstructor
+      const openTimeout = options.openTimeout ?? DEFAULT_OPEN_TIMEOUT
+      return GatewayTransport.of({ connect: (url) => connectWith(makeWebSocket, url, openTimeout) })
+    })
+  ).pipe(Layer.provide(NodeWS.layerWebSocketConstructor))
+
+/** The real transport: WebSocket over the `ws` package, 10 s open timeout. Needs nothing else. */
+export const layer: Layer.Layer<GatewayTransport> = layerWith()
