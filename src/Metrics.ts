@@ -1,0 +1,39 @@
+/**
+ * The runtime's Effect Metrics. Shards update them with a `shard` attribute (built once per shard, never
+ * per event); export them with any effect/observability exporter (Prometheus, OTLP).
+ */
+import { Metric } from "effect"
+
+export const connections = Metric.counter("discord_gateway_connections_total", {
+  description: "gateway WebSocket connections opened"
+})
+export const reconnects = Metric.counter("discord_gateway_reconnects_total", {
+  description: "connections opened after a shard's first one"
+})
+export const identifies = Metric.counter("discord_gateway_identifies_total", { description: "IDENTIFYs sent" })
+export const resumes = Metric.counter("discord_gateway_resumes_total", { description: "RESUMEs sent" })
+export const decodeErrors = Metric.counter("discord_gateway_decode_errors_total", {
+  description: "malformed server frames"
+})
+export const identifyWaitMs = Metric.histogram("discord_gateway_identify_wait_ms", {
+  description: "time a shard waited for an identify slot",
+  boundaries: Metric.exponentialBoundaries({ start: 10, factor: 2, count: 16 })
+})
+export const heartbeatLatencyMs = Metric.histogram("discord_gateway_heartbeat_latency_ms", {
+  description: "heartbeat round trip (op 1 to op 11)",
+  boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 14 })
+})
+
+/** The metrics a shard updates, with its shard attribute applied once. */
+export const forShard = (shardId: number) => {
+  const attributes = { shard: String(shardId) }
+  return {
+    connections: Metric.withAttributes(connections, attributes),
+    reconnects: Metric.withAttributes(reconnects, attributes),
+    identifies: Metric.withAttributes(identifies, attributes),
+    resumes: Metric.withAttributes(resumes, attributes),
+    decodeErrors: Metric.withAttributes(decodeErrors, attributes),
+    identifyWaitMs: Metric.withAttributes(identifyWaitMs, attributes),
+    heartbeatLatencyMs: Metric.withAttributes(heartbeatLatencyMs, attributes)
+  }
+}

@@ -1,0 +1,606 @@
+/**
+ * Shard: one gateway session kept alive through every fault the gateway throws at it (PROTOCOL.md §1–§3).
+ *
+ * A shard is a fiber built from services: `GatewayTransport` (the socket), `IdentifyRateLimiter` (identify
+ * buckets and the daily budget), `SessionStore` (what RESUME needs) and `DispatchSink` (where its dispatches
+ * go). Each connection lives in its own Scope, so a stale connection can never touch its successor.
+ *
+ * Per connection: connect (deadline) → Hello (deadline; op 7 before Hello reconnects) → heartbeat on its own
+ * fiber (first beat after interval × U[0,1), then a fixed interval; a beat due while the previous one is
+ * unacknowledged closes 4000 and resumes — zombie, item 9) and, beside it, IDENTIFY through the limiter or
+ * RESUME at the resume URL → READY/RESUMED (deadline, extended while dispatches flow) → commands flow.
+ * Only ops 1, 2 and 6 are sent before READY/RESUMED (item 15), all through the connection's send limiter.
+ *
+ * Between connections: the close-code table decides resume / identify / fatal; consecutive failed attempts
+ * wait on the reconnect Schedule (exponential from 1 s with jitter, capped at 60 s, reset after a healthy
+ * connection); op 9 `d:false` waits uniform 1–5 s and identifies. A fatal code ends the shard with its
+ * typed error and opens nothing more.
+ *
+ * Hot path (per dispatch): one JSON.parse, a hand check of the envelope, a sequence update, one Dispatch
+ * object, one publish. Seq and last-dispatch time are plain fields read by `state`; `changes` emits on phase,
+ * latency, session and error changes only.
+ */
+import {
+  Clock,
+  Deferred,
+  Duration,
+  Effect,
+  Fiber,
+  Metric,
+  Option,
+  Queue,
+  Random,
+  Result,
+  Redacted,
+  Schedule,
+  Schema,
+  type Scope,
+  type Stream,
+  SubscriptionRef
+} from "effect"
+import * as Dispatch from "./Dispatch.ts"
+import { DispatchSink } from "./DispatchSink.ts"
+import {
+  type ConnectionClosed,
+  type FatalCloseError,
+  FrameDecodeError,
+  InvalidCommand,
+  PayloadTooLarge,
+  ShardStopped
+} from "./Errors.ts"
+import { IdentifyRateLimiter } from "./IdentifyRateLimiter.ts"
+import * as Metrics from "./Metrics.ts"
+import { classifyClose, ResumableCloseCode, SessionEndingCloseCode } from "./protocol/CloseCode.ts"
+import { decodeServerFrame, type ServerFrame } from "./protocol/Frame.ts"
+import {
+  type ClientCommand,
+  PresenceUpdateData,
+  ReadyData,
+  RequestChannelInfoData,
+  RequestGuildMembersData,
+  RequestSoundboardSoundsData,
+  VoiceStateUpdateData
+} from "./protocol/Payloads.ts"
+import * as SendLimiter from "./SendLimiter.ts"
+import { SessionStore, type StoredSession } from "./SessionStore.ts"
+import { initialState, type ShardPhase, type ShardState } from "./ShardState.ts"
+import { type GatewayConnection, GatewayTransport } from "./transport/GatewayTransport.ts"
+import { type Compression, gatewayUrl } from "./transport/GatewayUrl.ts"
+import * as Inflater from "./transport/Inflater.ts"
+
+/** The gateway's limit for one client frame, in bytes (PROTOCOL.md §5.1). */
+export const MaxFrameBytes = 4096
+
+export interface ShardOptions {
+  /** The bot token. Kept Redacted; it only ever leaves in IDENTIFY/RESUME frames. */
+  readonly token: Redacted.Redacted<string>
+  readonly shardId: number
+  readonly shardCount: number
+  /** The intents bitfield (see `Intents`). */
+  readonly intents: number
+  /** The base gateway URL (`url` from GET /gateway/bot), without query. */
+  readonly gatewayUrl: string
+  /** Transport compression; default "none". */
+  readonly compression?: Compression | undefined
+  /** IDENTIFY `large_threshold` (50–250). */
+  readonly largeThreshold?: number | undefined
+  /** IDENTIFY initial presence. */
+  readonly presence?: PresenceUpdateData | undefined
+  /** IDENTIFY `properties`; defaults to this runtime's name and the process platform. */
+  readonly properties?: { readonly os: string; readonly browser: string; readonly device: string } | undefined
+  /** Deadline for the WebSocket to open. Default 15 s. */
+  readonly connectTimeout?: Duration.Input | undefined
+  /** Deadline for Hello after the socket opened. Default 20 s. */
+  readonly helloTimeout?: Duration.Input | undefined
+  /** Deadline for READY/RESUMED after IDENTIFY/RESUME was sent, extended by every dispatch. Default 30 s. */
+  readonly readyTimeout?: Duration.Input | undefined
+  /** Delays between consecutive failed connection attempts. Default `reconnectBackoff`. */
+  readonly reconnectSchedule?: Schedule.Schedule<unknown> | undefined
+  /** The wait after op 9 `d:false` before identifying again, uniform in [min, max] ms. Default 1000–5000. */
+  readonly invalidSessionDelayMs?: { readonly min: number; readonly max: number } | undefined
+  /** How many commands may wait for the connection; `send` waits while it is full. Default 1000. */
+  readonly commandBuffer?: number | undefined
+}
+
+/** A command users send on a shard (PROTOCOL.md §6.2). Heartbeat, IDENTIFY and RESUME are the shard's own. */
+export type GatewayCommand = Exclude<ClientCommand, { readonly op: 1 | 2 | 6 }>
+
+export interface Shard {
+  readonly id: number
+  readonly count: number
+  /** The current state (a snapshot, sequence and last dispatch time included). */
+  readonly state: Effect.Effect<ShardState>
+  /** The state now, then on every phase, latency, session or error change. */
+  readonly changes: Stream.Stream<ShardState>
+  /**
+   * Sends a command once the session is ready, within the send limit. Waits for room; never drops it.
+   * Fails at once, sending nothing, if it is malformed or over 4096 bytes; fails if the shard stops first.
+   */
+  readonly send: (command: GatewayCommand) => Effect.Effect<void, PayloadTooLarge | InvalidCommand | ShardStopped>
+  /**
+   * Stops the shard. `resumable: false` (default) closes with 1000 and forgets the session (the bot goes
+   * offline); `resumable: true` saves the session and closes with 4000 so a restarted process can RESUME.
+   * Waits until the shard has ended.
+   */
+  readonly stop: (options?: { readonly resumable?: boolean }) => Effect.Effect<void>
+  /** Waits for the shard to end: succeeds after `stop`, fails with the fatal close error otherwise. */
+  readonly join: Effect.Effect<void, FatalCloseError>
+}
+
+/** The default reconnect schedule: 1 s, 2 s, 4 s … capped at 60 s, each delay × U[1, 1.25) (never below 1 s). */
+export const reconnectBackoff: Schedule.Schedule<unknown> = Schedule.exponential("1 second", 2).pipe(
+  Schedule.modifyDelay(({ duration }) =>
+    Effect.map(Random.next, (r) => Duration.millis(Math.min(60_000, Duration.toMillis(duration) * (1 + r / 4))))
+  )
+)
+
+/** Why a connection ended, when it did not end the shard. */
+interface Outcome {
+  readonly kind: "closed" | "reconnect" | "zombie" | "invalid-session" | "connect-failed" | "timeout" | "stopped"
+  /** The connection reached READY/RESUMED and had a heartbeat acknowledged after it. */
+  readonly healthy: boolean
+}
+
+interface LiveSession {
+  readonly sessionId: string
+  readonly resumeUrl: string
+  sequence: number | null
+}
+
+interface PendingCommand {
+  readonly frame: string
+  readonly done: Deferred.Deferred<void, ShardStopped>
+}
+
+const decodeReady = Schema.decodeUnknownResult(ReadyData)
+
+const defaultProperties = { os: process.platform, browser: "effect-discord-gateway", device: "effect-discord-gateway" }
+
+const byteLength = (text: string): number => {
+  // ASCII fast path: most frames are ASCII, where length === bytes.
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return Buffer.byteLength(text, "utf8")
+  return text.length
+}
+
+/** One validator per user command op, built once. */
+const commandValidators: {
+  readonly [Op in GatewayCommand["op"]]: (data: unknown) => Result.Result<unknown, Schema.SchemaError>
+} = {
+  3: Schema.decodeUnknownResult(PresenceUpdateData),
+  4: Schema.decodeUnknownResult(VoiceStateUpdateData),
+  8: Schema.decodeUnknownResult(RequestGuildMembersData),
+  31: Schema.decodeUnknownResult(RequestSoundboardSoundsData),
+  43: Schema.decodeUnknownResult(RequestChannelInfoData)
+}
+
+/** Encodes and checks a user command; the string is the frame that will be sent. */
+const encodeCommand = (command: GatewayCommand): string | InvalidCommand | PayloadTooLarge => {
+  const validate = commandValidators[command.op] as ((data: unknown) => Result.Result<unknown, Schema.SchemaError>) | undefined
+  if (validate === undefined) {
+    return new InvalidCommand({ op: command.op, detail: "not a user command (ops 3, 4, 8, 31 and 43 are)" })
+  }
+  const checked = validate(command.d)
+  if (Result.isFailure(checked)) return new InvalidCommand({ op: command.op, detail: checked.failure.message })
+  const frame = JSON.stringify({ op: command.op, d: command.d })
+  const bytes = byteLength(frame)
+  return bytes > MaxFrameBytes ? new PayloadTooLarge({ op: command.op, bytes, limit: MaxFrameBytes }) : frame
+}
+
+/**
+ * Starts a shard in the current Scope and returns its handle. Closing the Scope interrupts it (its
+ * connection closes with 1000); use `stop` for a chosen close code.
+ */
+export const make = Effect.fnUntraced(function*(options: ShardOptions) {
+  const transport = yield* GatewayTransport
+  const identifyLimiter = yield* IdentifyRateLimiter
+  const store = yield* SessionStore
+  const sink = yield* DispatchSink
+  const clock = yield* Clock.Clock
+
+  const { shardCount, shardId } = options
+  const key = { shardId, shardCount }
+  const compression = options.compression ?? "none"
+  const connectTimeout = options.connectTimeout ?? "15 seconds"
+  const helloTimeout = options.helloTimeout ?? "20 seconds"
+  const readyTimeoutMs = Duration.toMillis(Duration.fromInputUnsafe(options.readyTimeout ?? "30 seconds"))
+  const invalidDelay = options.invalidSessionDelayMs ?? { min: 1000, max: 5000 }
+  const reconnectSchedule = options.reconnectSchedule ?? reconnectBackoff
+  const metrics = Metrics.forShard(shardId)
+
+  const identifyFrame = JSON.stringify({
+    op: 2,
+    d: {
+      token: Redacted.value(options.token),
+      properties: options.properties ?? defaultProperties,
+      intents: options.intents,
+      shard: [shardId, shardCount],
+      ...(options.largeThreshold === undefined ? {} : { large_threshold: options.largeThreshold }),
+      ...(options.presence === undefined ? {} : { presence: options.presence })
+    }
+  })
+  if (byteLength(identifyFrame) > MaxFrameBytes) {
+    return yield* new PayloadTooLarge({ op: 2, bytes: byteLength(identifyFrame), limit: MaxFrameBytes })
+  }
+  if (options.presence !== undefined) {
+    const presence = encodeCommand({ op: 3, d: options.presence })
+    if (typeof presence !== "string") return yield* presence
+  }
+
+  // ---- shard-wide state ----
+  let session: LiveSession | null = Option.getOrNull(
+    yield* store.get(key).pipe(
+      Effect.map(Option.map((s): LiveSession => ({ ...s }))),
+      Effect.catch((error) => Effect.as(Effect.logWarning("could not read the saved session", error), Option.none()))
+    )
+  )
+  /** The resume URL refused a connection: the next attempt goes to the base URL (item 28). */
+  let resumeUrlRefused = false
+  let lastDispatchAt: number | null = null
+  let stopping: { readonly resumable: boolean } | null = null
+  let pending: PendingCommand | undefined
+  const stateRef = yield* SubscriptionRef.make(initialState(shardId, shardCount))
+  const commands = yield* Queue.bounded<PendingCommand>(options.commandBuffer ?? 1000)
+  const stopSignal = yield* Deferred.make<void>()
+
+  const withLive = (s: ShardState): ShardState => ({
+    ...s,
+    sequence: session?.sequence ?? null,
+    sessionId: session?.sessionId ?? null,
+    lastDispatchAt
+  })
+  const update = (patch: Partial<ShardState>) => SubscriptionRef.update(stateRef, (s) => withLive({ ...s, ...patch }))
+  const setPhase = (phase: ShardPhase) => update({ phase })
+  const counted = (field: "reconnects" | "identifies" | "resumes") =>
+    SubscriptionRef.update(stateRef, (s) => withLive({ ...s, [field]: s[field] + 1 }))
+
+  const saveSession = Effect.suspend(() => {
+    const current = session
+    if (current === null) return store.remove(key)
+    const stored: StoredSession = {
+      sessionId: current.sessionId,
+      sequence: current.sequence,
+      resumeUrl: current.resumeUrl
+    }
+    return store.set(key, stored)
+  }).pipe(Effect.catch((error) => Effect.logWarning("could not save the session", error)))
+
+  const forgetSession = Effect.suspend(() => {
+    session = null
+    return Effect.andThen(saveSession, update({}))
+  })
+
+  // ---- one connection ----
+  const connectOnce: Effect.Effect<Outcome, FatalCloseError> = Effect.scoped(Effect.gen(function*() {
+    const resumeWith = session
+    const base = resumeWith !== null && !resumeUrlRefused ? resumeWith.resumeUrl : options.gatewayUrl
+    const url = gatewayUrl(base, { compression })
+    yield* setPhase("connecting")
+    const opened = yield* transport.connect(url).pipe(
+      Effect.timeoutOrElse({
+        duration: connectTimeout,
+        orElse: () => Effect.fail("timeout" as const)
+      }),
+      Effect.result
+    )
+    if (opened._tag === "Failure") {
+      const detail = opened.failure === "timeout" ? `connect to ${url} timed out` : opened.failure.message
+      if (base !== options.gatewayUrl) resumeUrlRefused = true
+      yield* Effect.logWarning(detail)
+      yield* update({ lastError: detail })
+      return { kind: "connect-failed", healthy: false } satisfies Outcome
+    }
+    resumeUrlRefused = false
+    yield* Metric.update(metrics.connections, 1)
+    const conn: GatewayConnection = opened.success
+    const connectionScope = yield* Effect.scope
+    const fork = <A, E>(effect: Effect.Effect<A, E>) => Effect.forkIn(effect, connectionScope)
+    const inflater = yield* Inflater.make(compression)
+    const ended = yield* Deferred.make<Outcome>()
+
+    // per-connection state
+    let finished = false
+    let helloSeen = false
+    let ready = false
+    let acksSinceReady = 0
+    let awaitingAck = false
+    let lastBeatAt = 0
+    let progressAt = 0
+    let limiter: SendLimiter.SendLimiter | undefined
+
+    const finish = (outcome: Omit<Outcome, "healthy">, code: number) =>
+      Effect.suspend(() => {
+        if (finished) return Effect.void
+        finished = true
+        return Effect.andThen(
+          conn.close(code),
+          Deferred.succeed(ended, { kind: outcome.kind, healthy: ready && acksSinceReady > 0 })
+        )
+      })
+
+    const sendPriority = (frame: string) =>
+      Effect.suspend(() => limiter === undefined ? Effect.void : limiter.acquire("heartbeat")).pipe(
+        Effect.andThen(conn.send(frame)),
+        Effect.ignore
+      )
+
+    const heartbeatFrame = () => `{"op":1,"d":${session?.sequence ?? null}}`
+
+    const beat = Effect.suspend(() => {
+      if (awaitingAck) {
+        return Effect.andThen(
+          Effect.andThen(Effect.logWarning("no heartbeat ACK since the last beat: zombie connection, reconnecting"), update({ lastError: "zombie connection (no heartbeat ACK)" })),
+          finish({ kind: "zombie" }, ResumableCloseCode)
+        )
+      }
+      awaitingAck = true
+      return Effect.andThen(limiter!.acquire("heartbeat"), () => {
+        lastBeatAt = clock.currentTimeMillisUnsafe()
+        return Effect.ignore(conn.send(heartbeatFrame()))
+      })
+    })
+
+    const heartbeat = (interval: number) =>
+      Effect.gen(function*() {
+        const jitter = yield* Random.next
+        yield* Effect.sleep(Duration.millis(interval * jitter))
+        yield* Effect.repeat(beat, Schedule.fixed(Duration.millis(interval)))
+      })
+
+    const readyDeadline: Effect.Effect<void> = Effect.suspend(() => {
+      if (ready || finished) return Effect.void
+      const due = progressAt + readyTimeoutMs
+      const now = clock.currentTimeMillisUnsafe()
+      if (now >= due) {
+        return Effect.andThen(update({ lastError: "READY/RESUMED did not arrive in time" }), finish({ kind: "timeout" }, ResumableCloseCode))
+      }
+      return Effect.andThen(Effect.sleep(Duration.millis(due - now)), readyDeadline)
+    })
+
+    const handshake = Effect.gen(function*() {
+      const current = session
+      if (current !== null) {
+        yield* setPhase("resuming")
+        yield* sendPriority(JSON.stringify({
+          op: 6,
+          d: { token: Redacted.value(options.token), session_id: current.sessionId, seq: current.sequence }
+        }))
+        yield* counted("resumes")
+        yield* Metric.update(metrics.resumes, 1)
+      } else {
+        yield* setPhase("identifying")
+        const waitStart = clock.currentTimeMillisUnsafe()
+        yield* identifyLimiter.acquire(shardId)
+        yield* Metric.update(metrics.identifyWaitMs, clock.currentTimeMillisUnsafe() - waitStart)
+        yield* sendPriority(identifyFrame)
+        yield* counted("identifies")
+        yield* Metric.update(metrics.identifies, 1)
+      }
+      progressAt = clock.currentTimeMillisUnsafe()
+      yield* readyDeadline
+    })
+
+    const pumpCommands = Effect.gen(function*() {
+      while (true) {
+        const item = pending ?? (yield* Queue.take(commands))
+        pending = item
+        yield* limiter!.acquire("command")
+        yield* conn.send(item.frame)
+        pending = undefined
+        yield* Deferred.succeed(item.done, undefined)
+      }
+    }).pipe(Effect.ignore)
+
+    const becameReady = Effect.gen(function*() {
+      ready = true
+      yield* setPhase("ready")
+      yield* fork(pumpCommands)
+    })
+
+    const onDecodeError = (error: FrameDecodeError) =>
+      Effect.gen(function*() {
+        yield* Metric.update(metrics.decodeErrors, 1)
+        yield* update({ lastError: error.message })
+        yield* Effect.logWarning(error.message)
+        // Without a valid Hello or READY the connection cannot go on; anything else is skipped.
+        if (error.op === 10 || error.event === "READY") yield* finish({ kind: "closed" }, ResumableCloseCode)
+      })
+
+    const onDispatch = (frame: Extract<ServerFrame, { op: 0 }>) =>
+      Effect.gen(function*() {
+        const { s, t } = frame
+        let data = frame.d
+        if (t === "READY") {
+          const decoded = decodeReady(frame.d)
+          if (decoded._tag === "Failure") {
+            return yield* onDecodeError(new FrameDecodeError({ op: 0, event: "READY", detail: decoded.failure.message }))
+          }
+          session = { sessionId: decoded.success.session_id, resumeUrl: decoded.success.resume_gateway_url, sequence: s }
+          yield* saveSession
+          yield* becameReady
+        } else {
+          if (session !== null) {
+            // A replayed or repeated dispatch of this session is delivered once.
+            if (session.sequence !== null && s <= session.sequence) return
+            session.sequence = s
+          }
+          if (t === "RESUMED") yield* becameReady
+          else if (!ready) progressAt = clock.currentTimeMillisUnsafe()
+        }
+        lastDispatchAt = clock.currentTimeMillisUnsafe()
+        yield* sink.publish(Dispatch.make(shardId, s, t, data))
+        data = undefined
+      })
+
+    const onFrame = (frame: ServerFrame): Effect.Effect<void> => {
+      switch (frame.op) {
+        case 0:
+          return onDispatch(frame)
+        case 10: {
+          if (helloSeen) return Effect.void
+          helloSeen = true
+          const interval = frame.heartbeatInterval
+          return Effect.gen(function*() {
+            limiter = yield* SendLimiter.make({ heartbeatIntervalMs: interval })
+            yield* setPhase(session === null ? "identifying" : "resuming")
+            yield* fork(heartbeat(interval))
+            yield* fork(handshake)
+          })
+        }
+        case 11: {
+          awaitingAck = false
+          if (ready) acksSinceReady++
+          const latencyMs = clock.currentTimeMillisUnsafe() - lastBeatAt
+          return Effect.andThen(Metric.update(metrics.heartbeatLatencyMs, latencyMs), update({ latencyMs }))
+        }
+        case 1:
+          // "Heartbeat now": answered at once, outside the regular schedule (item 8).
+          return Effect.asVoid(fork(sendPriority(heartbeatFrame())))
+        case 7:
+          return Effect.andThen(Effect.logInfo("op 7 Reconnect"), finish({ kind: "reconnect" }, ResumableCloseCode))
+        case 9:
+          if (frame.resumable) {
+            return Effect.andThen(Effect.logInfo("op 9 Invalid Session (resumable)"), finish({ kind: "reconnect" }, ResumableCloseCode))
+          }
+          return Effect.logInfo("op 9 Invalid Session (not resumable): identifying again").pipe(
+            Effect.andThen(forgetSession),
+            Effect.andThen(finish({ kind: "invalid-session" }, SessionEndingCloseCode))
+          )
+        case "unknown":
+          return Effect.logDebug(`ignoring unknown opcode ${frame.code}`)
+      }
+    }
+
+    const onClosed = (closed: ConnectionClosed): Effect.Effect<Outcome, FatalCloseError> =>
+      Effect.gen(function*() {
+        if (finished) return yield* Deferred.await(ended)
+        finished = true
+        const healthy = ready && acksSinceReady > 0
+        const info = classifyClose(closed.code)
+        yield* update({ lastError: closed.message })
+        yield* Effect.logInfo(`${closed.message}: ${info.name}, ${info.action}`)
+        if (info.action === "fatal" && info.error !== undefined) {
+          return yield* (new info.error({ shardId, shardCount, code: closed.code, reason: closed.reason }))
+        }
+        if (info.action === "identify") yield* forgetSession
+        return { kind: "closed", healthy }
+      })
+
+    const readLoop: Effect.Effect<Outcome, FatalCloseError> = Effect.gen(function*() {
+      while (true) {
+        const batch = yield* conn.receive
+        for (let i = 0; i < batch.length; i++) {
+          if (finished) return yield* Deferred.await(ended)
+          const raw = batch[i]!
+          let text: string
+          if (typeof raw === "string") {
+            text = raw
+          } else {
+            const inflated = yield* Effect.result(inflater.push(raw))
+            if (inflated._tag === "Failure") {
+              yield* onDecodeError(inflated.failure)
+              // A corrupt compression stream cannot be resynchronised: reconnect.
+              yield* finish({ kind: "closed" }, ResumableCloseCode)
+              continue
+            }
+            if (inflated.success === undefined) continue
+            text = inflated.success
+          }
+          const frame = decodeServerFrame(text)
+          if (frame instanceof FrameDecodeError) yield* onDecodeError(frame)
+          else yield* onFrame(frame)
+        }
+      }
+    }).pipe(Effect.catchTag("ConnectionClosed", onClosed))
+
+    // Hello deadline.
+    yield* fork(Effect.andThen(
+      Effect.sleep(helloTimeout),
+      Effect.suspend(() =>
+        helloSeen ? Effect.void : Effect.andThen(update({ lastError: "no Hello in time" }), finish({ kind: "timeout" }, ResumableCloseCode))
+      )
+    ))
+    // A stop request closes this connection with the code the stop asked for.
+    yield* fork(Effect.andThen(
+      Deferred.await(stopSignal),
+      Effect.suspend(() => finish({ kind: "stopped" }, stopping?.resumable ? ResumableCloseCode : SessionEndingCloseCode))
+    ))
+    return yield* Effect.raceFirst(readLoop, Deferred.await(ended))
+  }))
+
+  // ---- the shard's life ----
+  const interruptibleWait = (wait: Effect.Effect<unknown, unknown>) =>
+    Effect.raceFirst(Effect.ignore(wait), Deferred.await(stopSignal))
+
+  const lifecycle: Effect.Effect<void, FatalCloseError> = Effect.gen(function*() {
+    let backoff = yield* Schedule.toStepWithSleep(reconnectSchedule)
+    let attempt = 0
+    while (stopping === null) {
+      if (attempt++ > 0) {
+        yield* counted("reconnects")
+        yield* Metric.update(metrics.reconnects, 1)
+      }
+      const outcome = yield* connectOnce
+      if (stopping !== null || outcome.kind === "stopped") break
+      yield* setPhase("reconnecting")
+      if (session !== null) yield* saveSession
+      if (outcome.kind === "invalid-session") {
+        const wait = yield* Random.nextBetween(invalidDelay.min, invalidDelay.max)
+        yield* interruptibleWait(Effect.sleep(Duration.millis(wait)))
+      } else if (outcome.healthy) {
+        backoff = yield* Schedule.toStepWithSleep(reconnectSchedule)
+      } else {
+        yield* interruptibleWait(backoff(undefined))
+      }
+    }
+  }).pipe(
+    Effect.tapError((error) => update({ phase: "fatal", lastError: error.message })),
+    Effect.tapError((error) => Effect.logError(error.message)),
+    Effect.ensuring(Effect.gen(function*() {
+      // Pending and queued commands fail: the shard will not send them.
+      const stopped = new ShardStopped({ shardId })
+      if (pending !== undefined) yield* Deferred.fail(pending.done, stopped)
+      for (const item of yield* Queue.clear(commands)) yield* Deferred.fail(item.done, stopped)
+      yield* Queue.shutdown(commands)
+    })),
+    Effect.annotateLogs({ shard: shardId, shardCount })
+  )
+
+  const fiber = yield* Effect.forkScoped(Effect.gen(function*() {
+    yield* lifecycle
+    // Graceful end: keep the session for a resumable stop, forget it otherwise.
+    if (stopping !== null && !stopping.resumable) session = null
+    yield* saveSession
+    yield* setPhase("stopped")
+  }))
+
+  const shard: Shard = {
+    id: shardId,
+    count: shardCount,
+    state: Effect.map(SubscriptionRef.get(stateRef), withLive),
+    changes: SubscriptionRef.changes(stateRef),
+    send: (command) =>
+      Effect.gen(function*() {
+        const frame = encodeCommand(command)
+        if (typeof frame !== "string") return yield* frame
+        if (stopping !== null) return yield* new ShardStopped({ shardId })
+        const done = yield* Deferred.make<void, ShardStopped>()
+        const accepted = yield* Queue.offer(commands, { frame, done })
+        if (!accepted) return yield* new ShardStopped({ shardId })
+        return yield* Deferred.await(done)
+      }),
+    stop: (stopOptions) =>
+      Effect.gen(function*() {
+        if (stopping === null) stopping = { resumable: stopOptions?.resumable ?? false }
+        yield* Deferred.succeed(stopSignal, undefined)
+        yield* Effect.ignore(Fiber.join(fiber))
+      }),
+    join: Fiber.join(fiber)
+  }
+  return shard
+})
+
+/** Runs a shard in the current fiber until it is stopped (never, here) or fails with a fatal close code. */
+export const run = (options: ShardOptions) =>
+  Effect.scoped(Effect.flatMap(make(options), (shard) => shard.join))
+
+export type ShardRequirements = GatewayTransport | IdentifyRateLimiter | SessionStore | DispatchSink | Scope.Scope

@@ -1,0 +1,65 @@
+/**
+ * Decoding of server frames (PROTOCOL.md §1.3): the envelope `{op, d, s, t}` is checked eagerly and by hand
+ * (this runs for every event); the payloads of the rare control ops (Hello, Invalid Session) are checked
+ * here too, and a malformed one is a `FrameDecodeError`, never silently dropped. Dispatch data is left
+ * as-is: the shard decodes the few events it needs itself (READY, …) and users get the rest untouched.
+ *
+ * Unknown opcodes come back as `{ op: "unknown" }` and unknown keys are ignored (item 51).
+ */
+import { FrameDecodeError } from "../Errors.ts"
+
+export type ServerFrame =
+  | { readonly op: 0; readonly s: number; readonly t: string; readonly d: unknown }
+  | { readonly op: 1 }
+  | { readonly op: 7 }
+  | { readonly op: 9; readonly resumable: boolean }
+  | { readonly op: 10; readonly heartbeatInterval: number }
+  | { readonly op: 11 }
+  | { readonly op: "unknown"; readonly code: number }
+
+const HeartbeatRequest: ServerFrame = { op: 1 }
+const Reconnect: ServerFrame = { op: 7 }
+const HeartbeatAck: ServerFrame = { op: 11 }
+
+const fail = (op: number | null, event: string | null, detail: string) => new FrameDecodeError({ op, event, detail })
+
+/** Decodes one complete gateway message (text). Returns the frame, or the error describing what is wrong. */
+export const decodeServerFrame = (text: string): ServerFrame | FrameDecodeError => {
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch {
+    return fail(null, null, `not valid JSON (${text.length} characters)`)
+  }
+  if (typeof raw !== "object" || raw === null) return fail(null, null, "not a JSON object")
+  const frame = raw as { readonly op?: unknown; readonly d?: unknown; readonly s?: unknown; readonly t?: unknown }
+  const op = frame.op
+  if (typeof op !== "number" || !Number.isInteger(op)) return fail(null, null, "`op` is not an integer")
+  switch (op) {
+    case 0: {
+      const { s, t } = frame
+      if (typeof t !== "string") return fail(0, null, "dispatch without a string `t`")
+      if (typeof s !== "number" || !Number.isInteger(s)) return fail(0, t, "dispatch without an integer `s`")
+      return { op: 0, s, t, d: frame.d }
+    }
+    case 1:
+      return HeartbeatRequest
+    case 7:
+      return Reconnect
+    case 9:
+      return typeof frame.d === "boolean"
+        ? { op: 9, resumable: frame.d }
+        : fail(9, null, "Invalid Session `d` is not a boolean")
+    case 10: {
+      const d = frame.d as { readonly heartbeat_interval?: unknown } | null | undefined
+      const interval = typeof d === "object" && d !== null ? d.heartbeat_interval : undefined
+      return typeof interval === "number" && Number.isFinite(interval) && interval > 0
+        ? { op: 10, heartbeatInterval: interval }
+        : fail(10, null, "Hello without a positive `heartbeat_interval`")
+    }
+    case 11:
+      return HeartbeatAck
+    default:
+      return { op: "unknown", code: op }
+  }
+}
