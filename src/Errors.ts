@@ -130,11 +130,30 @@ export class SessionStoreError extends Schema.TaggedError<SessionStoreError>()("
   }
 }
 
+/** A dispatch subscriber with the "fail" overflow strategy fell behind: its buffer was full. */
+export class SubscriberOverflow extends Schema.TaggedError<SubscriberOverflow>()("SubscriberOverflow", {
+  capacity: Schema.Int
+}) {
+  override get message() {
+    return `dispatch subscriber fell behind: its buffer of ${this.capacity} was full. Consume faster, raise its capacity, or choose the "suspend", "sliding" or "dropping" overflow strategy.`
+  }
+}
+
 /** The shard is stopped (or stopping): it accepts no more commands. */
 export class ShardStopped extends Schema.TaggedError<ShardStopped>()("ShardStopped", {
   shardId: Schema.Int
 }) {
   override get message() {
     return `shard ${this.shardId} is stopped; it accepts no commands`
+  }
+}
+
+/** A command or control call named a shard this process does not run (or has stopped). */
+export class ShardNotRunning extends Schema.TaggedError<ShardNotRunning>()("ShardNotRunning", {
+  shardId: Schema.Int,
+  detail: Schema.String
+}) {
+  override get message() {
+    return `shard ${this.shardId} is not running here: ${this.detail}`
   }
 }

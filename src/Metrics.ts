@@ -15,6 +15,18 @@ export const resumes = Metric.counter("discord_gateway_resumes_total", { descrip
 export const decodeErrors = Metric.counter("discord_gateway_decode_errors_total", {
   description: "malformed server frames"
 })
+export const dispatches = Metric.counter("discord_gateway_dispatches_total", {
+  description: "dispatches received, by shard and event (flushed every 10 s)"
+})
+export const staleShards = Metric.counter("discord_gateway_stale_shards_total", {
+  description: "times the staleness watchdog found a shard with guilds but no dispatch for staleAfter"
+})
+export const dispatchDropped = Metric.counter("discord_gateway_dispatch_dropped_total", {
+  description: "dispatches a subscriber lost under the sliding, dropping or fail overflow strategy"
+})
+export const dispatchDelayed = Metric.counter("discord_gateway_dispatch_delayed_total", {
+  description: "publishes that waited for a full \"suspend\" subscriber (backpressure on the shards)"
+})
 export const identifyWaitMs = Metric.histogram("discord_gateway_identify_wait_ms", {
   description: "time a shard waited for an identify slot",
   boundaries: Metric.exponentialBoundaries({ start: 10, factor: 2, count: 16 })

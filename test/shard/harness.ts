@@ -56,7 +56,7 @@ export const startShard = (overrides: Partial<Shard.ShardOptions> = {}) =>
 /** Subscribes now and collects every dispatch into an array, in the test's Scope. */
 export const collectDispatches = Effect.gen(function*() {
   const sink = yield* DispatchSink
-  const stream = yield* sink.subscription
+  const stream = yield* sink.subscription()
   const received: Array<Dispatch> = []
   yield* Effect.forkScoped(Stream.runForEach(stream, (d) => Effect.sync(() => received.push(d))))
   return received

@@ -1,0 +1,100 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Fiber, Stream } from "effect"
+import * as Dispatch from "../src/Dispatch.ts"
+import { DispatchSink } from "../src/DispatchSink.ts"
+import { AuthenticationFailed } from "../src/Errors.ts"
+import { settle } from "./shard/harness.ts"
+
+const event = (seq: number, name = "MESSAGE_CREATE") => Dispatch.make(0, seq, name, { n: seq })
+
+describe("DispatchSink", () => {
+  it.effect("every subscriber gets every dispatch published after it subscribed, in order", () =>
+    Effect.gen(function*() {
+      const sink = yield* DispatchSink.make()
+      yield* sink.publish(event(0)) // nobody subscribed yet: not kept
+      const a = yield* sink.subscription()
+      const b = yield* sink.subscription()
+      for (let i = 1; i <= 5; i++) yield* sink.publish(event(i))
+      yield* sink.end
+      expect((yield* Stream.runCollect(a)).map((d) => d.seq)).toEqual([1, 2, 3, 4, 5])
+      expect((yield* Stream.runCollect(b)).map((d) => d.seq)).toEqual([1, 2, 3, 4, 5])
+    }))
+
+  it.effect("suspend (default): a full buffer makes the publisher wait; nothing is lost", () =>
+    Effect.gen(function*() {
+      const sink = yield* DispatchSink.make({ capacity: 2 })
+      const stream = yield* sink.subscription()
+      const publisher = yield* Effect.forkChild(Effect.forEach([1, 2, 3, 4, 5], (i) => sink.publish(event(i))))
+      yield* settle
+      expect(publisher.pollUnsafe()).toBeUndefined() // waiting: 2 buffered, the 3rd cannot go in
+      const taken = yield* Effect.forkChild(Stream.runCollect(Stream.take(stream, 5)))
+      yield* Fiber.join(publisher)
+      expect((yield* Fiber.join(taken)).map((d) => d.seq)).toEqual([1, 2, 3, 4, 5])
+    }))
+
+  it.effect("sliding: the publisher never waits; the subscriber keeps the newest", () =>
+    Effect.gen(function*() {
+      const sink = yield* DispatchSink.make({ capacity: 2, overflow: "sliding" })
+      const stream = yield* sink.subscription()
+      for (let i = 1; i <= 5; i++) yield* sink.publish(event(i))
+      yield* sink.end
+      expect((yield* Stream.runCollect(stream)).map((d) => d.seq)).toEqual([4, 5])
+    }))
+
+  it.effect("dropping: the publisher never waits; the subscriber keeps the oldest", () =>
+    Effect.gen(function*() {
+      const sink = yield* DispatchSink.make({ capacity: 2 })
+      const stream = yield* sink.subscription({ overflow: "dropping" })
+      for (let i = 1; i <= 5; i++) yield* sink.publish(event(i))
+      yield* sink.end
+      expect((yield* Stream.runCollect(stream)).map((d) => d.seq)).toEqual([1, 2])
+    }))
+
+  it.effect("fail: the slow subscriber's stream fails with SubscriberOverflow; others are unaffected", () =>
+    Effect.gen(function*() {
+      const sink = yield* DispatchSink.make({ capacity: 2 })
+      const slow = yield* sink.subscription({ overflow: "fail" })
+      const fast = yield* sink.subscription({ capacity: 16 })
+      for (let i = 1; i <= 5; i++) yield* sink.publish(event(i))
+      expect(yield* sink.subscriberCount).toBe(1) // the failed one was removed at once
+      yield* sink.end
+      const failed = yield* Effect.flip(Stream.runCollect(slow))
+      expect(failed._tag).toBe("SubscriberOverflow")
+      expect((yield* Stream.runCollect(fast)).map((d) => d.seq)).toEqual([1, 2, 3, 4, 5])
+    }))
+
+  it.effect("a name filter keeps other events out of the subscriber's buffer", () =>
+    Effect.gen(function*() {
+      const sink = yield* DispatchSink.make({ capacity: 1, overflow: "fail" })
+      const messages = yield* sink.subscription({ names: ["MESSAGE_CREATE"] })
+      // Many typing events would overflow a buffer of 1 if they were queued.
+      for (let i = 0; i < 100; i++) yield* sink.publish(event(i, "TYPING_START"))
+      yield* sink.publish(event(100, "MESSAGE_CREATE"))
+      yield* sink.end
+      const got = yield* Stream.runCollect(messages)
+      expect(got.map((d) => [d.name, d.seq])).toEqual([["MESSAGE_CREATE", 100]])
+    }))
+
+  it.effect("fail(error) fails every stream with the fatal error, after what was buffered", () =>
+    Effect.gen(function*() {
+      const sink = yield* DispatchSink.make()
+      const stream = yield* sink.subscription()
+      yield* sink.publish(event(1))
+      yield* sink.fail(new AuthenticationFailed({ shardId: 0, shardCount: 1, code: 4004, reason: "" }))
+      const seen: Array<number> = []
+      const exit = yield* Effect.exit(Stream.runForEach(stream, (d) => Effect.sync(() => seen.push(d.seq))))
+      expect(seen).toEqual([1])
+      expect(Exit.isFailure(exit) && exit.cause.toString()).toContain("AuthenticationFailed")
+      // A subscriber arriving after the end sees the same end.
+      const late = yield* sink.subscription()
+      expect((yield* Effect.flip(Stream.runCollect(late)))._tag).toBe("AuthenticationFailed")
+    }))
+
+  it.effect("an unsubscribed subscriber no longer holds up publishers", () =>
+    Effect.gen(function*() {
+      const sink = yield* DispatchSink.make({ capacity: 1 })
+      yield* Effect.scoped(Effect.asVoid(sink.subscription()))
+      expect(yield* sink.subscriberCount).toBe(0)
+      for (let i = 0; i < 10; i++) yield* sink.publish(event(i)) // would block if the subscriber were kept
+    }))
+})
