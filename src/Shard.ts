@@ -6,8 +6,9 @@
  * go). Each connection lives in its own Scope, so a stale connection can never touch its successor.
  *
  * Per connection: connect (deadline) → Hello (deadline; op 7 before Hello reconnects) → heartbeat on its own
- * fiber (first beat after interval × U[0,1), then a fixed interval; a beat due while the previous one is
- * unacknowledged closes 4000 and resumes — zombie, item 9) and, beside it, IDENTIFY through the limiter or
+ * fiber (first beat after interval × U[0,1), then every interval; a beat due while the previous one is
+ * unacknowledged closes 4000 and resumes — zombie, item 9; not while the reader is held by dispatch
+ * backpressure, when the ACK may be waiting unread) and, beside it, IDENTIFY through the limiter or
  * RESUME at the resume URL → READY/RESUMED (deadline, extended while dispatches flow) → commands flow.
  * Only ops 1, 2 and 6 are sent before READY/RESUMED (item 15), all through the connection's send limiter.
  *
@@ -290,6 +291,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       return { kind: "connect-failed", healthy: false } satisfies Outcome
     }
     resumeUrlRefused = false
+    yield* setPhase("hello")
     yield* Metric.update(metrics.connections, 1)
     const conn: GatewayConnection = opened.success
     const connectionScope = yield* Effect.scope
@@ -304,6 +306,9 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     let acksSinceReady = 0
     let awaitingAck = false
     let lastBeatAt = 0
+    /** The reader is waiting in `publish` (a "suspend" subscriber's buffer is full). */
+    let publishing = false
+    let heldAtLastBeat = false
     let progressAt = 0
     let limiter: SendLimiter.SendLimiter | undefined
 
@@ -326,7 +331,11 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     const heartbeatFrame = () => `{"op":1,"d":${session?.sequence ?? null}}`
 
     const beat = Effect.suspend(() => {
-      if (awaitingAck) {
+      // A missing ACK proves a dead connection only if the reader was free to see it: while the reader is
+      // held by dispatch backpressure (or was at the previous beat) the ACK may be waiting behind dispatches.
+      const readerHeld = publishing || heldAtLastBeat
+      heldAtLastBeat = publishing
+      if (awaitingAck && !readerHeld) {
         return Effect.andThen(
           Effect.andThen(Effect.logWarning("no heartbeat ACK since the last beat: zombie connection, reconnecting"), update({ lastError: "zombie connection (no heartbeat ACK)" })),
           finish({ kind: "zombie" }, ResumableCloseCode)
@@ -339,11 +348,15 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       })
     })
 
+    // First beat after I × U[0,1), then every I. `Schedule.spaced` (delay after each beat) rather than
+    // `Schedule.fixed`: fixed computes the next delay modulo the window from a fractional start, and
+    // rounding can make it ~0 — a second beat in the same instant, before the ACK, a false zombie — and
+    // it fires at once after any stall longer than I. A beat takes microseconds, so spaced keeps I ± τ.
     const heartbeat = (interval: number) =>
       Effect.gen(function*() {
         const jitter = yield* Random.next
-        yield* Effect.sleep(Duration.millis(interval * jitter))
-        yield* Effect.repeat(beat, Schedule.fixed(Duration.millis(interval)))
+        yield* Effect.sleep(Duration.millis(Math.floor(interval * jitter)))
+        yield* Effect.repeat(beat, Schedule.spaced(Duration.millis(interval)))
       })
 
     const readyDeadline: Effect.Effect<void> = Effect.suspend(() => {
@@ -408,7 +421,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     const onDispatch = (frame: Extract<ServerFrame, { op: 0 }>) =>
       Effect.gen(function*() {
         const { s, t } = frame
-        let data = frame.d
+        const data = frame.d
         if (t === "READY") {
           const decoded = decodeReady(frame.d)
           if (decoded._tag === "Failure") {
@@ -427,8 +440,9 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
           else if (!ready) progressAt = clock.currentTimeMillisUnsafe()
         }
         lastDispatchAt = clock.currentTimeMillisUnsafe()
+        publishing = true
         yield* sink.publish(Dispatch.make(shardId, s, t, data))
-        data = undefined
+        publishing = false
       })
 
     const onFrame = (frame: ServerFrame): Effect.Effect<void> => {

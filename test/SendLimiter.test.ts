@@ -179,6 +179,29 @@ describe("SendLimiter", () => {
       expect(h.commandTimes.filter((t) => t < 60_000).length).toBeGreaterThan(30)
     }))
 
+  it.effect("item 41: at I = 1000 ms, with a beat every I, commands still get limit - heartbeatReserve(I) per window", () =>
+    Effect.gen(function*() {
+      const interval = 1_000
+      const commandCap = SendLimiter.defaultLimit - SendLimiter.heartbeatReserve(interval) // 120 - 61 = 59
+      expect(commandCap).toBe(59)
+      const h = yield* harness({ heartbeatIntervalMs: interval })
+      const waits: Array<number> = []
+      const beats = yield* Effect.forkChild(h.heartbeatLoop(0, interval, waits))
+      const commands = yield* Effect.forkChild(Effect.forEach(range(300), () => h.command, { concurrency: "unbounded" }))
+      yield* TestClock.adjust("6 minutes")
+      // 60 heartbeats fill half of every window, yet each minute carries the commands' full share
+      // (checked before joining: starved commands would still be waiting)
+      const perMinute = range(6).map((m) => h.commandTimes.filter((t) => t >= m * 60_000 && t < (m + 1) * 60_000).length)
+      expect(perMinute).toEqual([59, 59, 59, 59, 59, 300 - 5 * 59])
+      yield* Fiber.join(commands)
+      yield* Fiber.interrupt(beats)
+      expect(waits.length).toBe(6 * 60 + 1)
+      expect(waits.every((w) => w === 0)).toBe(true)
+      expect(maxInAnyWindow(h.commandTimes, 60_000)).toBe(commandCap)
+      expect(maxInAnyWindow(h.sendTimes, 60_000)).toBeLessThanOrEqual(SendLimiter.defaultLimit)
+      expect(h.commandOrder).toEqual(range(300))
+    }))
+
   it.effect.prop(
     "item 41: with 300 queued commands heartbeats never wait, whatever the interval",
     {
