@@ -67,6 +67,13 @@ export interface SimulatorOptions {
    * and sessions are tracked either way.
    */
   readonly recordFrames?: boolean
+  /**
+   * Guilds in an outage: READY lists them (as always, unavailable) and the session gets
+   * GUILD_DELETE `{id, unavailable: true}` instead of GUILD_CREATE (PROTOCOL.md §6.1).
+   */
+  readonly unavailableGuilds?: ReadonlyArray<string>
+  /** Guilds READY lists but that get neither GUILD_CREATE nor GUILD_DELETE (the client's guild wait times out). */
+  readonly silentGuilds?: ReadonlyArray<string>
 }
 
 /** The options with every default filled in (the token is left out: it can rotate, see `currentToken`). */
@@ -92,6 +99,8 @@ export interface ResolvedSimulatorOptions {
   /** `undefined`: computed from the guild count. */
   readonly recommendedShards: number | undefined
   readonly recordFrames: boolean
+  readonly unavailableGuilds: ReadonlySet<string>
+  readonly silentGuilds: ReadonlySet<string>
 }
 
 const positiveInt = (name: string, value: number): number => {
@@ -137,6 +146,8 @@ export const resolveSimulatorOptions = (options: SimulatorOptions): ResolvedSimu
     recommendedShards: options.recommendedShards === undefined
       ? undefined
       : positiveInt("recommendedShards", options.recommendedShards),
-    recordFrames: options.recordFrames ?? true
+    recordFrames: options.recordFrames ?? true,
+    unavailableGuilds: new Set(options.unavailableGuilds ?? []),
+    silentGuilds: new Set(options.silentGuilds ?? [])
   }
 }

@@ -546,7 +546,11 @@ export const makeSimulatorServer = (input: SimulatorOptions): Effect.Effect<Simu
       dispatchTo(session, "READY", ready)
       if ((intents & 1) !== 0) {
         const joinedAt = new Date(at).toISOString()
-        for (const id of shardGuilds) dispatchTo(session, "GUILD_CREATE", guildCreate(id, joinedAt))
+        for (const id of shardGuilds) {
+          if (options.silentGuilds.has(id)) continue
+          if (options.unavailableGuilds.has(id)) dispatchTo(session, "GUILD_DELETE", { id, unavailable: true })
+          else dispatchTo(session, "GUILD_CREATE", guildCreate(id, joinedAt))
+        }
       }
     }
 
