@@ -1,0 +1,450 @@
+/**
+ * MemberRequests (PROTOCOL.md §3, §6.1, §6.2; checklist items 43, 44, 55, 56): a real Shard against the
+ * simulator under TestClock, wired as the Gateway will wire it (see test/memberRequests/setup.ts), plus a
+ * property test of chunk matching against a stub `send`.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Schema, Scope, Stream } from "effect"
+import * as Dispatch from "../src/Dispatch.ts"
+import * as MemberRequests from "../src/MemberRequests.ts"
+import type { RequestGuildMembersData } from "../src/protocol/Payloads.ts"
+import { Intents } from "../src/protocol/Intents.ts"
+import { GatewaySimulator } from "../src/testing/GatewaySimulator.ts"
+import { phaseOf, tau } from "./shard/harness.ts"
+import {
+  advance,
+  advanceBy,
+  attach,
+  bigGuilds,
+  completed,
+  consume,
+  failureOf,
+  glueShardLost,
+  guild,
+  isAllMembers,
+  MemberIntents,
+  memberId,
+  op8Frames,
+  otherGuild,
+  rateLimitedFrames,
+  settle,
+  setup,
+  silentGuild
+} from "./memberRequests/setup.ts"
+
+const utf8Bytes = (s: string) => Buffer.byteLength(s, "utf8")
+
+describe("MemberRequests: answers", () => {
+  it.effect("item 55: an all-members request ends after chunk_count chunks (2500 members → 3 chunks of 1000)", () =>
+    Effect.gen(function*() {
+      const { requests } = yield* setup()
+      const consumer = yield* consume(requests.request({ guildId: guild, query: "", limit: 0 }))
+      yield* advance(100)
+      const chunks = yield* completed(consumer)
+      expect(chunks.map((c) => c.chunk_index).sort()).toEqual([0, 1, 2])
+      expect(chunks.every((c) => c.chunk_count === 3 && c.guild_id === guild)).toBe(true)
+      expect(chunks.reduce((n, c) => n + c.members.length, 0)).toBe(2500)
+      const frames = yield* op8Frames
+      expect(frames).toHaveLength(1)
+      const nonce = frames[0]!.d.nonce!
+      expect(frames[0]!.d).toEqual({ guild_id: guild, query: "", limit: 0, nonce })
+      expect(utf8Bytes(nonce)).toBeLessThanOrEqual(32)
+      expect(chunks.every((c) => c.nonce === nonce)).toBe(true)
+    }).pipe(Effect.provide(bigGuilds)))
+
+  it.effect("item 55: chunks count in any order; duplicates and other nonces are ignored; the stream ends after the last index", () =>
+    Effect.gen(function*() {
+      const { requests, sim } = yield* setup()
+      const consumer = yield* consume(requests.request({ guildId: silentGuild, query: "a", limit: 10 }))
+      yield* advance(100)
+      const nonce = (yield* op8Frames)[0]!.d.nonce!
+      const chunk = (index: number, n: string = nonce) =>
+        sim.dispatch("GUILD_MEMBERS_CHUNK", { guild_id: silentGuild, members: [], chunk_index: index, chunk_count: 3, nonce: n })
+      yield* chunk(2)
+      yield* advance(10)
+      expect(consumer.chunks.map((c) => c.chunk_index)).toEqual([2])
+      yield* chunk(2) // duplicate
+      yield* chunk(0, `${nonce}x`) // someone else's
+      yield* advance(10)
+      expect(consumer.chunks.map((c) => c.chunk_index)).toEqual([2])
+      yield* chunk(0)
+      yield* advance(10)
+      expect(consumer.ended()).toBe(false)
+      yield* chunk(1)
+      yield* advance(10)
+      expect((yield* completed(consumer)).map((c) => c.chunk_index)).toEqual([2, 0, 1])
+      yield* chunk(1) // late: ignored, nothing breaks
+      yield* advance(10)
+    }).pipe(Effect.provide(bigGuilds)))
+
+  it.effect("item 56: a user_ids request is answered with its members and not_found", () =>
+    Effect.gen(function*() {
+      const { requests } = yield* setup()
+      const missing = "999999999999999999"
+      const consumer = yield* consume(requests.request({ guildId: guild, userIds: [memberId(0), memberId(7), missing] }))
+      yield* advance(100)
+      const chunks = yield* completed(consumer)
+      expect(chunks).toHaveLength(1)
+      expect(chunks[0]!.members.map((m) => m.user?.id)).toEqual([memberId(0), memberId(7)])
+      expect(chunks[0]!.not_found).toEqual([missing])
+      const [frame] = yield* op8Frames
+      expect(frame!.d).toEqual({ guild_id: guild, user_ids: [memberId(0), memberId(7), missing], nonce: chunks[0]!.nonce })
+    }).pipe(Effect.provide(bigGuilds)))
+
+  it.effect("item 55: concurrent requests to one guild are told apart by nonce; nonces are unique and ≤ 32 bytes", () =>
+    Effect.gen(function*() {
+      const { requests } = yield* setup()
+      const one = yield* consume(requests.request({ guildId: guild, query: "member-1", limit: 5 }))
+      const two = yield* consume(requests.request({ guildId: guild, query: "member-2", limit: 4 }))
+      const ids = yield* consume(requests.request({ guildId: guild, userIds: [memberId(41)] }))
+      // plus many unanswered ones in flight at the same time
+      const silent = []
+      for (let i = 0; i < 30; i++) silent.push(yield* consume(requests.request({ guildId: silentGuild, query: "x", limit: 1 })))
+      yield* advance(100)
+      const names = (chunks: ReadonlyArray<{ readonly members: ReadonlyArray<{ readonly user?: { readonly username: string } }> }>) =>
+        chunks.flatMap((c) => c.members.map((m) => m.user!.username))
+      const oneNames = names(yield* completed(one))
+      const twoNames = names(yield* completed(two))
+      expect(oneNames).toHaveLength(5)
+      expect(oneNames.every((n) => n.startsWith("member-1"))).toBe(true)
+      expect(twoNames).toHaveLength(4)
+      expect(twoNames.every((n) => n.startsWith("member-2"))).toBe(true)
+      expect(names(yield* completed(ids))).toEqual(["member-42"])
+      const frames = yield* op8Frames
+      expect(frames).toHaveLength(33)
+      const nonces = frames.map((f) => f.d.nonce!)
+      expect(new Set(nonces).size).toBe(33)
+      expect(nonces.every((n) => utf8Bytes(n) <= 32)).toBe(true)
+      expect(silent.some((c) => c.ended())).toBe(false)
+      // each answer carries the nonce of its own request
+      const nonceOf = (query: string) => frames.find((f) => f.d.query === query)!.d.nonce
+      expect(one.chunks.every((c) => c.nonce === nonceOf("member-1"))).toBe(true)
+      expect(two.chunks.every((c) => c.nonce === nonceOf("member-2"))).toBe(true)
+      yield* requests.shutdown
+    }).pipe(Effect.provide(bigGuilds)))
+
+  it.effect("item 56: with GUILD_PRESENCES, presences: true is sent and the chunk carries presences", () =>
+    Effect.gen(function*() {
+      const { requests } = yield* setup({ intents: MemberIntents | Intents.GuildPresences })
+      const consumer = yield* consume(requests.request({ guildId: guild, userIds: [memberId(1)], presences: true }))
+      yield* advance(100)
+      const [chunk] = yield* completed(consumer)
+      expect(chunk!.presences).toEqual([])
+      expect((yield* op8Frames)[0]!.d.presences).toBe(true)
+    }).pipe(Effect.provide(bigGuilds)))
+})
+
+describe("MemberRequests: rate limits", () => {
+  it.effect("item 43: after RATE_LIMITED no op 8 for the guild is sent within retry_after; then the limited request is sent again", () =>
+    Effect.gen(function*() {
+      const { requests, sim } = yield* setup()
+      const limited = yield* consume(requests.request({ guildId: silentGuild, query: "a", limit: 1 }))
+      yield* advance(100)
+      const nonce = (yield* op8Frames)[0]!.d.nonce!
+      yield* sim.dispatch("RATE_LIMITED", { opcode: 8, retry_after: 12.5, meta: { guild_id: silentGuild, nonce } })
+      yield* advance(10)
+      const [rateLimited] = yield* rateLimitedFrames
+      // every op 8 for that guild waits for the block, a new request too; other guilds do not
+      yield* advanceBy(2_000)
+      const other = yield* consume(requests.request({ guildId: silentGuild, userIds: [memberId(5)] }))
+      const elsewhere = yield* consume(requests.request({ guildId: guild, userIds: [memberId(5)] }))
+      yield* advance(100)
+      expect(yield* completed(elsewhere)).toHaveLength(1)
+      yield* advanceBy(10_000)
+      const silent = (yield* op8Frames).filter((f) => f.d.guild_id === silentGuild)
+      expect(silent).toHaveLength(1) // 12.1 s after RATE_LIMITED: nothing more yet
+      yield* advanceBy(1_000)
+      const after = (yield* op8Frames).filter((f) => f.d.guild_id === silentGuild && f.at > rateLimited!.at)
+      expect(after).toHaveLength(2)
+      for (const frame of after) {
+        expect(frame.at).toBeGreaterThanOrEqual(rateLimited!.at + 12_500)
+        expect(frame.at).toBeLessThanOrEqual(rateLimited!.at + 12_500 + tau)
+      }
+      expect(after.map((f) => f.d.nonce)).toContain(nonce) // the limited request itself, sent again
+      // the resent request is answered like any other
+      yield* sim.dispatch("GUILD_MEMBERS_CHUNK", { guild_id: silentGuild, members: [], chunk_index: 0, chunk_count: 1, nonce })
+      yield* advance(10)
+      expect(yield* completed(limited)).toHaveLength(1)
+      expect(other.ended()).toBe(false)
+      yield* requests.shutdown
+    }).pipe(Effect.provide(bigGuilds)))
+
+  it.effect("items 43 and 44: an all-members request the simulator rate limits is sent again after retry_after and 30 s after its first try", () =>
+    Effect.gen(function*() {
+      // Two instances on one session (e.g. state lost in a restart): only the simulator knows about the first
+      // all-members request, so the second instance's one is refused with RATE_LIMITED.
+      const { requests: first, shard } = yield* setup()
+      const second = yield* attach(shard, MemberIntents)
+      yield* completed(yield* consume(first.request({ guildId: guild, query: "", limit: 0 })).pipe(Effect.tap(() => advance(100))))
+      yield* advanceBy(10_000)
+      const limited = yield* consume(second.request({ guildId: guild, query: "", limit: 0 }))
+      yield* advance(100)
+      const [rateLimited] = yield* rateLimitedFrames
+      expect(rateLimited).toBeDefined()
+      const retryMs = rateLimited!.d.retry_after * 1000
+      expect(retryMs).toBeGreaterThan(15_000) // 30 s minus the ~10 s since the first request
+      expect(retryMs).toBeLessThan(30_000)
+      expect(limited.chunks).toEqual([])
+      const refused = (yield* op8Frames).find((f) => f.d.nonce === rateLimited!.d.meta.nonce)!
+      yield* advanceBy(31_000)
+      expect(yield* completed(limited)).toHaveLength(3)
+      const resent = (yield* op8Frames).filter((f) => f.d.nonce === rateLimited!.d.meta.nonce)
+      expect(resent).toHaveLength(2)
+      expect(resent[1]!.at).toBeGreaterThanOrEqual(rateLimited!.at + retryMs) // item 43
+      expect(resent[1]!.at - refused.at).toBeGreaterThanOrEqual(30_000) // item 44, counting the refused one
+      expect(resent[1]!.at - refused.at).toBeLessThanOrEqual(30_000 + tau)
+      expect(yield* rateLimitedFrames).toHaveLength(1)
+    }).pipe(Effect.provide(bigGuilds)))
+
+  it.effect("item 44: two all-members requests for one guild are sent ≥ 30 s apart; other guilds are not held back", () =>
+    Effect.gen(function*() {
+      const { requests } = yield* setup()
+      const one = yield* consume(requests.request({ guildId: guild, query: "", limit: 0 }))
+      const two = yield* consume(requests.request({ guildId: guild, query: "", limit: 0 }))
+      const other = yield* consume(requests.request({ guildId: otherGuild, query: "", limit: 0 }))
+      yield* advance(100)
+      expect(yield* completed(one)).toHaveLength(3)
+      expect(yield* completed(other)).toHaveLength(3)
+      expect(two.ended()).toBe(false)
+      yield* advanceBy(29_000)
+      expect(two.ended()).toBe(false)
+      yield* advanceBy(1_500)
+      expect(yield* completed(two)).toHaveLength(3)
+      // and a third, right after the second, waits another 30 s
+      const three = yield* consume(requests.request({ guildId: guild, query: "", limit: 0 }))
+      yield* advanceBy(31_000)
+      expect(yield* completed(three)).toHaveLength(3)
+      const frames = (yield* op8Frames).filter(isAllMembers)
+      const mine = frames.filter((f) => f.d.guild_id === guild).map((f) => f.at)
+      expect(mine).toHaveLength(3)
+      expect(mine[1]! - mine[0]!).toBeGreaterThanOrEqual(30_000)
+      expect(mine[1]! - mine[0]!).toBeLessThanOrEqual(30_000 + tau)
+      expect(mine[2]! - mine[1]!).toBeGreaterThanOrEqual(30_000)
+      expect(frames.filter((f) => f.d.guild_id === otherGuild).map((f) => f.at)).toEqual([mine[0]])
+      expect(yield* rateLimitedFrames).toEqual([]) // Discord never had to refuse one
+    }).pipe(Effect.provide(bigGuilds)))
+})
+
+describe("MemberRequests: failing cleanly", () => {
+  it.effect("shardLost mid-request fails the sent request with SessionLost; unsent and other-shard requests go on", () =>
+    Effect.gen(function*() {
+      const { requests, sim } = yield* setup()
+      yield* completed(yield* consume(requests.request({ guildId: guild, query: "", limit: 0 })).pipe(Effect.tap(() => advance(100))))
+      const waiting = yield* consume(requests.request({ guildId: guild, query: "", limit: 0 })) // held by the 30 s rule
+      const consumer = yield* consume(requests.request({ guildId: silentGuild, query: "a", limit: 10 }))
+      yield* advance(100)
+      const nonce = (yield* op8Frames).find((f) => f.d.guild_id === silentGuild)!.d.nonce!
+      yield* sim.dispatch("GUILD_MEMBERS_CHUNK", { guild_id: silentGuild, members: [], chunk_index: 0, chunk_count: 2, nonce })
+      yield* advance(10)
+      expect(consumer.chunks).toHaveLength(1)
+      yield* requests.shardLost(1, "another shard reconnected")
+      yield* advance(10)
+      expect(consumer.ended()).toBe(false)
+      yield* requests.shardLost(0, "reconnect")
+      const error = yield* failureOf(consumer)
+      expect(error).toBeInstanceOf(MemberRequests.MemberRequestError)
+      expect(error.reason).toBe("SessionLost")
+      expect(error.message).toContain("shard 0")
+      expect(error.message).toContain(silentGuild)
+      expect(consumer.chunks).toHaveLength(1)
+      // the request that was not sent yet is sent later on the shard's (new) session
+      expect(waiting.ended()).toBe(false)
+      yield* advanceBy(31_000)
+      expect(yield* completed(waiting)).toHaveLength(3)
+    }).pipe(Effect.provide(bigGuilds)))
+
+  it.effect("a dropped connection (the Gateway-like glue calls shardLost) fails the request; requests work again after the resume", () =>
+    Effect.gen(function*() {
+      const { requests, shard, sim } = yield* setup()
+      yield* glueShardLost(shard, requests)
+      yield* settle
+      const consumer = yield* consume(requests.request({ guildId: silentGuild, query: "a", limit: 1 }))
+      yield* advance(100)
+      expect(yield* op8Frames).toHaveLength(1)
+      yield* sim.drop(0)
+      yield* advance(100)
+      const error = yield* failureOf(consumer)
+      expect(error.reason).toBe("SessionLost")
+      yield* advanceBy(3_000)
+      expect(yield* phaseOf(shard)).toBe("ready")
+      expect((yield* sim.clientFrames({ op: 6 })).length).toBeGreaterThanOrEqual(1)
+      const again = yield* consume(requests.request({ guildId: guild, userIds: [memberId(3)] }))
+      yield* advance(100)
+      expect(yield* completed(again)).toHaveLength(1)
+    }).pipe(Effect.provide(bigGuilds)))
+
+  it.effect("a request handed to the shard while its session was lost is sent again and still yields each chunk once", () =>
+    Effect.gen(function*() {
+      const { requests, shard, sim } = yield* setup()
+      yield* sim.refuseConnections("wss://", true) // keep the shard away until the test lets it back
+      yield* sim.drop(0)
+      const consumer = yield* consume(requests.request({ guildId: guild, query: "member-1", limit: 3 }))
+      yield* settle
+      expect(yield* phaseOf(shard)).not.toBe("ready") // the frame waits inside the shard for the next session
+      expect(yield* op8Frames).toEqual([])
+      yield* requests.shardLost(0, "connection dropped") // it may have gone out on the lost session: ask again
+      yield* sim.refuseConnections("wss://", false)
+      yield* advanceBy(5_000)
+      expect(yield* phaseOf(shard)).toBe("ready")
+      expect(yield* completed(consumer)).toHaveLength(1)
+      yield* advance(100)
+      expect(consumer.chunks).toHaveLength(1) // the second answer's chunk is a duplicate index
+      const frames = yield* op8Frames
+      expect(frames).toHaveLength(2)
+      expect(frames[0]!.d.nonce).toBe(frames[1]!.d.nonce)
+    }).pipe(Effect.provide(bigGuilds)))
+
+  it.effect("shutdown fails in-flight and waiting requests with Shutdown and refuses new ones; closing the Scope shuts down", () =>
+    Effect.gen(function*() {
+      const { requests } = yield* setup()
+      yield* completed(yield* consume(requests.request({ guildId: guild, query: "", limit: 0 })).pipe(Effect.tap(() => advance(100))))
+      const waiting = yield* consume(requests.request({ guildId: guild, query: "", limit: 0 }))
+      const sent = yield* consume(requests.request({ guildId: silentGuild, query: "a", limit: 1 }))
+      yield* advance(100)
+      expect(yield* op8Frames).toHaveLength(2)
+      yield* requests.shutdown
+      expect((yield* failureOf(sent)).reason).toBe("Shutdown")
+      expect((yield* failureOf(waiting)).reason).toBe("Shutdown")
+      const late = yield* Effect.flip(Stream.runCollect(requests.request({ guildId: guild, userIds: [memberId(0)] })))
+      expect(late.reason).toBe("Shutdown")
+      yield* advanceBy(31_000)
+      expect(yield* op8Frames).toHaveLength(2) // nothing more was sent
+
+      const scope = yield* Scope.make()
+      const scoped = yield* MemberRequests.make({
+        send: () => Effect.void,
+        shardOf: () => 0,
+        intents: MemberIntents
+      }).pipe(Scope.provide(scope))
+      const pending = yield* consume(scoped.request({ guildId: silentGuild, query: "a", limit: 1 }))
+      yield* advance(10)
+      yield* Scope.close(scope, Exit.void)
+      expect((yield* failureOf(pending)).reason).toBe("Shutdown")
+    }).pipe(Effect.provide(bigGuilds)))
+
+  it.effect("a request fails with SendFailed when the shard has stopped", () =>
+    Effect.gen(function*() {
+      const { requests, shard } = yield* setup()
+      yield* shard.stop()
+      const error = yield* Effect.flip(Stream.runCollect(requests.request({ guildId: guild, userIds: [memberId(0)] })))
+      expect(error.reason).toBe("SendFailed")
+      expect(error.message).toContain("stopped")
+    }).pipe(Effect.provide(bigGuilds)))
+
+  it.effect("a sent request that gets no chunk fails with Timeout after the idle timeout", () =>
+    Effect.gen(function*() {
+      const { requests } = yield* setup({ extra: { timeout: "10 seconds" } })
+      const consumer = yield* consume(requests.request({ guildId: silentGuild, query: "a", limit: 1 }))
+      yield* advanceBy(9_500)
+      expect(consumer.ended()).toBe(false)
+      yield* advanceBy(1_000)
+      const error = yield* failureOf(consumer)
+      expect(error.reason).toBe("Timeout")
+      expect(error.message).toContain("10000 ms")
+    }).pipe(Effect.provide(bigGuilds)))
+})
+
+describe("MemberRequests: local validation (item 56)", () => {
+  const many = Array.from({ length: 101 }, (_, i) => memberId(i))
+  const cases: ReadonlyArray<readonly [string, MemberRequests.MemberRequestOptions, MemberRequests.MemberRequestFailure, string]> = [
+    ["a guild id that is not a snowflake", { guildId: "my-guild", query: "a", limit: 1 }, "InvalidRequest", "snowflake"],
+    ["both query and userIds", { guildId: guild, query: "a", limit: 1, userIds: [memberId(0)] }, "InvalidRequest", "not both"],
+    ["neither query nor userIds", { guildId: guild }, "InvalidRequest", "set query with limit"],
+    ["query without limit", { guildId: guild, query: "a" }, "InvalidRequest", "limit is required with query"],
+    ["a negative limit", { guildId: guild, query: "a", limit: -1 }, "InvalidRequest", "non-negative integer"],
+    ["an empty userIds", { guildId: guild, userIds: [] }, "InvalidRequest", "at least one"],
+    ["101 userIds", { guildId: guild, userIds: many }, "InvalidRequest", "at most 100"],
+    ["limit with userIds", { guildId: guild, userIds: [memberId(0)], limit: 5 }, "InvalidRequest", "query requests only"],
+    ["a user id that is not a snowflake", { guildId: guild, userIds: [memberId(0), "bob"] }, "InvalidRequest", "userIds[1]"],
+    ["all members without GUILD_MEMBERS", { guildId: guild, query: "", limit: 0 }, "MissingIntent", "GUILD_MEMBERS"],
+    ["presences without GUILD_PRESENCES", { guildId: guild, userIds: [memberId(0)], presences: true }, "MissingIntent", "GUILD_PRESENCES"]
+  ]
+
+  it.effect("item 56: invalid requests are refused locally with a message that says what to fix; nothing is sent", () =>
+    Effect.gen(function*() {
+      const { requests } = yield* setup({ intents: Intents.Guilds | Intents.GuildMessages })
+      for (const [name, options, reason, fix] of cases) {
+        const error = yield* Effect.flip(Stream.runCollect(requests.request(options)))
+        expect(error, name).toBeInstanceOf(MemberRequests.MemberRequestError)
+        expect(error.reason, name).toBe(reason)
+        expect(error.message, name).toContain(fix)
+      }
+      yield* advance(100)
+      expect(yield* op8Frames).toEqual([])
+      // without GUILD_MEMBERS a prefix query is still allowed, even an empty prefix with a limit
+      const prefix = yield* consume(requests.request({ guildId: guild, query: "", limit: 5 }))
+      yield* advance(100)
+      expect((yield* completed(prefix)).flatMap((c) => c.members)).toHaveLength(5)
+      const sim = yield* GatewaySimulator
+      expect((yield* sim.connections).every((c) => c.closeCode === null)).toBe(true)
+    }).pipe(Effect.provide(bigGuilds)))
+
+  it("validateRequest builds the op 8 d of a valid request", () => {
+    expect(MemberRequests.validateRequest({ guildId: guild, query: "ab", limit: 3, presences: false }, 0)).toEqual({
+      guild_id: guild,
+      presences: false,
+      query: "ab",
+      limit: 3
+    })
+    expect(MemberRequests.validateRequest({ guildId: guild, userIds: [memberId(0)] }, 0)).toEqual({
+      guild_id: guild,
+      user_ids: [memberId(0)]
+    })
+  })
+})
+
+describe("MemberRequests: properties", () => {
+  /** A deterministic shuffle (LCG) so the property's input fully decides the order. */
+  const shuffled = <A>(items: ReadonlyArray<A>, seed: number): Array<A> => {
+    const out = items.slice()
+    let state = (seed >>> 0) || 1
+    for (let i = out.length - 1; i > 0; i--) {
+      state = (Math.imul(state, 1664525) + 1013904223) >>> 0
+      const j = state % (i + 1)
+      const tmp = out[i]!
+      out[i] = out[j]!
+      out[j] = tmp
+    }
+    return out
+  }
+
+  it.effect.prop(
+    "item 55: in any order, with duplicates, each index is yielded once and the stream ends right after the last new one",
+    {
+      count: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 12 })),
+      seed: Schema.Int
+    },
+    ({ count, seed }) =>
+      Effect.scoped(Effect.gen(function*() {
+        const sent: Array<RequestGuildMembersData> = []
+        const requests = yield* MemberRequests.make({
+          send: (_guildId, d) => Effect.sync(() => void sent.push(d)),
+          shardOf: () => 0,
+          intents: MemberIntents
+        })
+        const consumer = yield* consume(requests.request({ guildId: guild, query: "", limit: 0 }))
+        yield* settle
+        const nonce = sent[0]!.nonce!
+        const indices = Array.from({ length: count }, (_, i) => i)
+        const order = shuffled([...indices, ...indices], seed)
+        const distinct = new Set<number>()
+        let seq = 0
+        for (const index of order) {
+          yield* requests.onDispatch(Dispatch.make(0, ++seq, "GUILD_MEMBERS_CHUNK", {
+            guild_id: guild,
+            members: [],
+            chunk_index: index,
+            chunk_count: count,
+            nonce
+          }))
+          distinct.add(index)
+          yield* settle
+          expect(consumer.ended()).toBe(distinct.size === count)
+        }
+        const chunks = yield* completed(consumer)
+        expect(chunks.map((c) => c.chunk_index).sort((a, b) => a - b)).toEqual(indices)
+        expect(sent).toHaveLength(1)
+      })),
+    { arbitrary: { runs: 40 } }
+  )
+})
