@@ -28,6 +28,7 @@
  */
 import type { Clock } from "effect"
 import { Context, Deferred, Duration, Effect, Layer } from "effect"
+import { GatewayInfo, type GatewayInfoFailure } from "./GatewayInfo.ts"
 
 /** The `session_start_limit` object of GET /gateway/bot, with `reset_after` in milliseconds. */
 export interface SessionStartLimit {
@@ -86,6 +87,20 @@ export class IdentifyRateLimiter extends Context.Service<IdentifyRateLimiter, Id
   /** The in-memory limiter as a layer: enough when every shard runs in this process. */
   static readonly layerMemory = (options: IdentifyRateLimiterOptions): Layer.Layer<IdentifyRateLimiter> =>
     Layer.effect(IdentifyRateLimiter, makeMemory(options))
+
+  /**
+   * The in-memory limiter configured from GET /gateway/bot: `max_concurrency` and `session_start_limit`
+   * as Discord reports them now. For one process; several processes share a Redis-backed limiter.
+   */
+  static readonly layerFromGatewayInfo: Layer.Layer<IdentifyRateLimiter, GatewayInfoFailure, GatewayInfo> = Layer
+    .effect(
+      IdentifyRateLimiter,
+      Effect.gen(function*() {
+        const bot = yield* (yield* GatewayInfo).gatewayBot
+        const { maxConcurrency, ...sessionStartLimit } = bot.sessionStartLimit
+        return yield* makeMemory({ maxConcurrency, sessionStartLimit })
+      })
+    )
 }
 
 interface Waiter {

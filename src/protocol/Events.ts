@@ -643,6 +643,21 @@ export interface ChannelInfoEvent {
 }
 
 /** Dispatch data by event name (`t`). */
+/** Data of the synthetic SHARD_READY event. */
+export interface ShardReadyEvent {
+  readonly shardId: number
+  /** Guilds listed in READY. */
+  readonly guilds: number
+  /** Guilds still unanswered when the guild wait timed out (0 when all loaded). */
+  readonly missing: number
+}
+
+/** Data of the synthetic GATEWAY_READY event. */
+export interface GatewayReadyEvent {
+  /** Shards of this process. */
+  readonly shards: number
+}
+
 export interface DispatchEvents {
   readonly READY: ReadyData
   readonly RESUMED: ResumedData
@@ -675,6 +690,10 @@ export interface DispatchEvents {
   readonly VOICE_SERVER_UPDATE: VoiceServerUpdateEvent
   readonly USER_UPDATE: User
   readonly RATE_LIMITED: RateLimitedData
+  /** Synthetic (seq 0, from this runtime, not Discord): a shard's READY guilds have loaded. */
+  readonly SHARD_READY: ShardReadyEvent
+  /** Synthetic (seq 0, from this runtime, not Discord): every shard of this process is ready. */
+  readonly GATEWAY_READY: GatewayReadyEvent
   readonly SOUNDBOARD_SOUNDS: SoundboardSoundsEvent
   readonly CHANNEL_INFO: ChannelInfoEvent
 }

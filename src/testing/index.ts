@@ -1,5 +1,9 @@
 /**
  * effect-discord-gateway/testing: the test kit. `GatewaySimulator` is a protocol-faithful Discord gateway
- * that runs in-process under TestClock, so bots can be tested deterministically.
+ * that runs in-process under TestClock, so bots can be tested deterministically; `SimulatorHttpClient`
+ * answers GET /gateway/bot from it; `SimulatorSocketServer` serves the same simulator over a real
+ * WebSocket and HTTP on 127.0.0.1.
  */
 export * from "./GatewaySimulator.ts"
+export * as SimulatorHttpClient from "./SimulatorHttpClient.ts"
+export * as SimulatorSocketServer from "./SimulatorSocketServer.ts"
