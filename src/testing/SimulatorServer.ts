@@ -518,7 +518,9 @@ export const makeSimulatorServer = (input: SimulatorOptions): Effect.Effect<Simu
       if (shardGuilds.length > options.maxGuildsPerShard) return serverClose(connection, 4011, reasonFor(4011))
       const bucket = shard[0] % options.maxConcurrency
       const last = identifyBuckets.get(bucket)
-      if (last !== undefined && at - last < options.identifyWindowMs) return sendOp(connection, 9, false)
+      // `at < last + window`, not `at - last < window`: with fractional times the subtraction rounds
+      // (10611.150821 - 5611.150821 = 4999.999999999999) and would refuse a legal IDENTIFY.
+      if (last !== undefined && at < last + options.identifyWindowMs) return sendOp(connection, 9, false)
       refreshBudget(at)
       if (budgetRemaining <= 0) return exhaustBudget()
       budgetRemaining--
