@@ -106,6 +106,9 @@ export interface ShardOptions {
 /** A command users send on a shard (PROTOCOL.md §6.2). Heartbeat, IDENTIFY and RESUME are the shard's own. */
 export type GatewayCommand = Exclude<ClientCommand, { readonly op: 1 | 2 | 6 }>
 
+/** Why `Shard.send` refused a command. */
+export type SendError = PayloadTooLarge | InvalidCommand | ShardStopped
+
 export interface Shard {
   readonly id: number
   readonly count: number
@@ -117,7 +120,7 @@ export interface Shard {
    * Sends a command once the session is ready, within the send limit. Waits for room; never drops it.
    * Fails at once, sending nothing, if it is malformed or over 4096 bytes; fails if the shard stops first.
    */
-  readonly send: (command: GatewayCommand) => Effect.Effect<void, PayloadTooLarge | InvalidCommand | ShardStopped>
+  readonly send: (command: GatewayCommand) => Effect.Effect<void, SendError>
   /**
    * Stops the shard. `resumable: false` (default) closes with 1000 and forgets the session (the bot goes
    * offline); `resumable: true` saves the session and closes with 4000 so a restarted process can RESUME.
@@ -131,7 +134,7 @@ export interface Shard {
 /** The default reconnect schedule: 1 s, 2 s, 4 s … capped at 60 s, each delay × U[1, 1.25) (never below 1 s). */
 export const reconnectBackoff: Schedule.Schedule<unknown> = Schedule.exponential("1 second", 2).pipe(
   Schedule.modifyDelay(({ duration }) =>
-    Effect.map(Random.next, (r) => Duration.millis(Math.min(60_000, Duration.toMillis(duration) * (1 + r / 4))))
+    Effect.map(Random.next, (r) => Duration.millis(Math.round(Math.min(60_000, Duration.toMillis(duration) * (1 + r / 4)))))
   )
 )
 
@@ -559,7 +562,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       if (session !== null) yield* saveSession
       if (outcome.kind === "invalid-session") {
         const wait = yield* Random.nextBetween(invalidDelay.min, invalidDelay.max)
-        yield* interruptibleWait(Effect.sleep(Duration.millis(wait)))
+        yield* interruptibleWait(Effect.sleep(Duration.millis(Math.round(wait))))
       } else if (outcome.healthy) {
         backoff = yield* Schedule.toStepWithSleep(reconnectSchedule)
       } else {

@@ -17,6 +17,8 @@ export interface ShardReadiness {
   readonly observe: (dispatch: Dispatch) => Effect.Effect<void>
   /** True once the guilds of the current session have loaded (or timed out). */
   readonly isReady: () => boolean
+  /** Whether this GUILD_CREATE/DELETE answers a guild READY listed (session start-up, not news). */
+  readonly answersReady: (dispatch: Dispatch) => boolean
 }
 
 export interface ReadyInfo {
@@ -111,5 +113,11 @@ export const make = (options: {
       }
     }
 
-    return { observe, isReady: () => ready }
+    const answersReady = (dispatch: Dispatch): boolean => {
+      if (pending === undefined) return false
+      const id = guildIdOf(dispatch.data)
+      return id !== undefined && pending.has(id)
+    }
+
+    return { observe, isReady: () => ready, answersReady }
   })
