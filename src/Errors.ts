@@ -157,3 +157,15 @@ export class ShardNotRunning extends Schema.TaggedError<ShardNotRunning>()("Shar
     return `shard ${this.shardId} is not running here: ${this.detail}`
   }
 }
+
+/** A reshard did not happen; the running shard set was left untouched. */
+export class ReshardFailed extends Schema.TaggedError<ReshardFailed>()("ReshardFailed", {
+  from: Schema.Int,
+  to: Schema.NullOr(Schema.Int),
+  reason: Schema.Literals(["in-progress", "ended", "discovery", "layout", "budget", "not-ready", "fatal"]),
+  detail: Schema.String
+}) {
+  override get message() {
+    return `reshard ${this.from} → ${this.to ?? "?"} did not happen (${this.reason}): ${this.detail}. The running shards were left untouched.`
+  }
+}

@@ -21,52 +21,49 @@
  * readiness and member-request bookkeeping run only for the events they need.
  */
 import {
-  Cause,
   Clock,
   Context,
   Deferred,
   Duration,
   Effect,
-  FiberMap,
+  Exit,
+  Latch,
   Layer,
   Metric,
   Option,
   Schedule,
-  type Scope,
+  Scope,
+  Semaphore,
   Stream,
   SubscriptionRef
 } from "effect"
 import { Cache } from "./Cache.ts"
 import * as Dispatch from "./Dispatch.ts"
-import {
-  type DispatchStreamError,
-  DispatchSink,
-  type DispatchSinkOptions,
-  type SubscribeOptions
-} from "./DispatchSink.ts"
+import { type DispatchStreamError, DispatchSink, type DispatchSinkOptions, type SubscribeOptions } from "./DispatchSink.ts"
 import {
   type FatalCloseError,
   InvalidCommand,
   type PayloadTooLarge,
+  ReshardFailed,
   ShardNotRunning,
   type ShardStopped
 } from "./Errors.ts"
 import { type GatewayOptions, validateOptions } from "./GatewayConfig.ts"
 import { GatewayInfo } from "./GatewayInfo.ts"
-import type { GatewayShardStatus, GatewayStatus } from "./GatewayStatus.ts"
+import type { GatewayStatus, ReshardStatus } from "./GatewayStatus.ts"
 import { IdentifyRateLimiter } from "./IdentifyRateLimiter.ts"
-import { SessionStore } from "./SessionStore.ts"
-import { GatewayTransport } from "./transport/GatewayTransport.ts"
-import * as MemberRequests from "./MemberRequests.ts"
+import type * as MemberRequests from "./MemberRequests.ts"
 import * as Metrics from "./Metrics.ts"
-import { IntentBits } from "./protocol/Intents.ts"
 import type { GuildMembersChunkEvent } from "./protocol/Events.ts"
 import type { PresenceUpdateData } from "./protocol/Payloads.ts"
 import { shardIdForGuild } from "./protocol/Snowflake.ts"
-import * as Shard from "./Shard.ts"
-import * as ShardReadiness from "./ShardReadiness.ts"
-import { initialState } from "./ShardState.ts"
+import * as ReshardHandoff from "./ReshardHandoff.ts"
+import { SessionStore } from "./SessionStore.ts"
+import type * as Shard from "./Shard.ts"
+import type * as ShardReadiness from "./ShardReadiness.ts"
+import * as ShardSet from "./ShardSet.ts"
 import type { ShardLayout } from "./ShardStrategy.ts"
+import { GatewayTransport } from "./transport/GatewayTransport.ts"
 
 /** What the Gateway adds to the connection options of `GatewayOptions`. */
 export interface GatewayRuntimeOptions {
@@ -76,6 +73,8 @@ export interface GatewayRuntimeOptions {
   readonly shutdown?: "resumable" | "end-session" | undefined
   /** Restart a shard the staleness watchdog reports (default false: report only). */
   readonly restartStaleShards?: boolean | undefined
+  /** Resharding: automatic on 4011, an optional periodic check, deadlines and the dedup window. */
+  readonly reshard?: ReshardOptions | undefined
   /** Shard options passed through to every shard (deadlines, reconnect schedule…). */
   readonly shard?:
     | Pick<
@@ -133,6 +132,14 @@ export interface GatewayService {
   readonly closeShard: (shardId: number, options?: { readonly resumable?: boolean }) => Effect.Effect<void>
   /** Stops one shard resumably and starts it again (it RESUMEs). */
   readonly restartShard: (shardId: number) => Effect.Effect<void, ShardNotRunning>
+  /**
+   * Reshards to `shardCount` (default: what GET /gateway/bot recommends) without downtime: the new shard set
+   * comes up beside the running one, and takes over once every new shard is ready; subscribers see one
+   * continuous stream, each event once (see ReshardHandoff for the exact guarantee). Fails with
+   * `ReshardFailed` — and leaves the running set untouched — if another reshard is running, the budget
+   * cannot cover it, the layout is invalid, a new shard hits a fatal close, or it is not ready in time.
+   */
+  readonly reshard: (shardCount?: number) => Effect.Effect<void, ReshardFailed>
   /** Stops every shard (resumable by default) and ends the dispatch streams. */
   readonly shutdown: (options?: { readonly resumable?: boolean }) => Effect.Effect<void>
   /** Waits for the Gateway to end: succeeds after shutdown, fails with a fatal close error. */
@@ -148,10 +155,24 @@ export class Gateway extends Context.Service<Gateway, GatewayService>()("effect-
   static readonly layer = (options: GatewayLayerOptions) => Layer.effect(Gateway, make(options))
 }
 
-interface RunningShard {
-  readonly shard: Shard.Shard
-  readonly readiness: ShardReadiness.ShardReadiness
-  stale: boolean
+/** Reshard settings (issue: resharding as a supervised scope swap). */
+export interface ReshardOptions {
+  /** Reshard automatically when a shard is closed with 4011 (ShardingRequired). Default true. */
+  readonly onShardingRequired?: boolean | undefined
+  /** An automatic reshard goes to max(recommended, current × splitFactor). Default 2. */
+  readonly splitFactor?: number | undefined
+  /** Check periodically and reshard ahead of Discord's limit. Default off. */
+  readonly check?: {
+    readonly interval: Duration.Input
+    /** Reshard when a shard holds more guilds than this. Default 1000 (Discord's hard limit is 2500). */
+    readonly maxGuildsPerShard?: number | undefined
+  } | undefined
+  /** The new set must be ready within this; otherwise the reshard rolls back. Default: its identify time + 2 min. */
+  readonly readyTimeout?: Duration.Input | undefined
+  /** How far apart the two sets' copies of an event may arrive and still be deduplicated. Default 10 s. */
+  readonly dedupWindow?: Duration.Input | undefined
+  /** How long, after the dedup window, the old set may still finish in-flight member requests. Default 10 s. */
+  readonly drainTimeout?: Duration.Input | undefined
 }
 
 const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
@@ -163,10 +184,12 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
   const gatewayScope = yield* Effect.scope
   // Shards run in FiberMap fibers; they get the transport, store and limiter this Gateway was built with.
   const shardContext = yield* Effect.context<GatewayTransport | SessionStore | IdentifyRateLimiter>()
+  const reshardOptions = rawOptions.reshard ?? {}
+  const now = () => clock.currentTimeMillisUnsafe()
 
   // ---- discovery and layout (before any connection) ----
   const gatewayBot = yield* Effect.cached(info.gatewayBot)
-  const layout: ShardLayout = yield* options.shards.resolve({
+  const initialLayout: ShardLayout = yield* options.shards.resolve({
     recommended: Effect.map(gatewayBot, (bot) => bot.shards),
     total: Option.none()
   })
@@ -174,44 +197,43 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
   if (options.gatewayUrl === undefined) {
     yield* limiter.setSessionStartLimit((yield* gatewayBot).sessionStartLimit)
   }
-  yield* Effect.logInfo(`gateway layout: ${layout.ids.length} of ${layout.count} shards`)
+  yield* Effect.logInfo(`gateway layout: ${initialLayout.ids.length} of ${initialLayout.count} shards`)
 
   const hub = yield* DispatchSink.make(rawOptions.dispatch)
-  const guildsIntent = (options.intents & IntentBits.Guilds) !== 0
-  const guildWaitTimeout = options.guildWaitTimeout
   let presence: PresenceUpdateData | undefined = options.presence
-  const running = new Map<number, RunningShard>()
-  const fibers = yield* FiberMap.make<number>()
   const ended = yield* Deferred.make<void, FatalCloseError>()
-  let stopping = false
   let gatewayReady = false
-  const eventCounts = new Map<number, Map<string, number>>()
+
+  // ---- the shard sets: the live one, and during a reshard the one coming up ----
+  interface BuiltSet {
+    readonly set: ShardSet.ShardSet
+    readonly scope: Scope.Closeable
+  }
+  let current: BuiltSet
+  let staging: { readonly built: BuiltSet; readonly ready: Deferred.Deferred<void>; readonly failed: Deferred.Deferred<never, FatalCloseError> } | undefined
+  let handoff: ReshardHandoff.ReshardHandoff | undefined
+  let reshardStatus: ReshardStatus | null = null
 
   // ---- status ----
-  const statusRef = yield* SubscriptionRef.make<GatewayStatus>({
-    shardCount: layout.count,
-    shards: layout.ids.map((id) => ({ ...initialState(id, layout.count), guilds: 0, ready: false, stale: false })),
-    ready: false,
-    ended: false
-  })
   const snapshot: Effect.Effect<GatewayStatus> = Effect.gen(function*() {
-    const shards: Array<GatewayShardStatus> = []
-    for (const id of layout.ids) {
-      const entry = running.get(id)
-      const state = entry === undefined ? { ...initialState(id, layout.count), phase: "stopped" as const } : yield* entry.shard.state
-      shards.push({
-        ...state,
-        guilds: yield* cache.guildCount(id),
-        ready: entry?.readiness.isReady() ?? false,
-        stale: entry?.stale ?? false
-      })
+    const shards = yield* current.set.snapshot
+    if (staging !== undefined && reshardStatus !== null) {
+      reshardStatus = { ...reshardStatus, ready: staging.built.set.readyCount() }
     }
     return {
-      shardCount: layout.count,
+      shardCount: current.set.layout.count,
       shards,
       ready: shards.length > 0 && shards.every((s) => s.ready),
-      ended: Deferred.isDoneUnsafe(ended)
+      ended: Deferred.isDoneUnsafe(ended),
+      reshard: reshardStatus
     }
+  })
+  const statusRef = yield* SubscriptionRef.make<GatewayStatus>({
+    shardCount: initialLayout.count,
+    shards: [],
+    ready: false,
+    ended: false,
+    reshard: null
   })
   const refreshStatus = Effect.gen(function*() {
     const status = yield* snapshot
@@ -224,63 +246,20 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
     }
   })
 
-  // ---- metrics: event counts per shard and name, flushed off the hot path ----
-  const flushEventCounts = Effect.gen(function*() {
-    for (const [shardId, counts] of eventCounts) {
-      for (const [event, count] of counts) {
-        if (count === 0) continue
-        counts.set(event, 0)
-        yield* Metric.update(Metric.withAttributes(Metrics.dispatches, { shard: String(shardId), event }), count)
-      }
+  // ---- routes: where a set's dispatches go ----
+  /** The live set: to the hub, minus what the old set already delivered right after a reshard. */
+  const liveRoute: ShardSet.Route = (dispatch) => {
+    if (handoff !== undefined) {
+      const at = now()
+      if (handoff.expired(at)) handoff = undefined
+      else if (!handoff.fromNew(dispatch, at)) return Effect.void
     }
-  })
-  yield* Effect.forkIn(Effect.repeat(flushEventCounts, Schedule.spaced("10 seconds")), gatewayScope)
-
-  // ---- member requests (op 8), routed to the owning shard ----
-  const members = yield* MemberRequests.make({
-    send: (guildId, d) => send(shardForGuild(guildId), { op: 8, d }),
-    shardOf: (guildId) => shardForGuild(guildId),
-    intents: options.intents
-  })
-
-  // ---- the per-shard dispatch path ----
-  const shardSink = (shardId: number, readiness: ShardReadiness.ShardReadiness): DispatchSink["Service"] => {
-    const counts = new Map<string, number>()
-    eventCounts.set(shardId, counts)
-    return DispatchSink.of({
-      ...hub,
-      publish: (dispatch) => {
-        counts.set(dispatch.name, (counts.get(dispatch.name) ?? 0) + 1)
-        switch (dispatch.name) {
-          case "READY":
-          case "GUILD_CREATE":
-          case "GUILD_UPDATE":
-          case "GUILD_DELETE":
-            return cache.apply(dispatch, layout.count).pipe(
-              Effect.andThen(hub.publish(dispatch)),
-              Effect.andThen(readiness.observe(dispatch))
-            )
-          case "GUILD_MEMBERS_CHUNK":
-          case "RATE_LIMITED":
-            return Effect.andThen(members.onDispatch(dispatch), hub.publish(dispatch))
-          default:
-            return hub.publish(dispatch)
-        }
-      }
-    })
+    return hub.publish(dispatch)
   }
+  const dropRoute: ShardSet.Route = () => Effect.void
 
-  const onShardReady = (shardId: number, readyInfo: ShardReadiness.ReadyInfo) =>
-    Effect.gen(function*() {
-      if (readyInfo.missing > 0) {
-        yield* Effect.logWarning(`shard ${shardId}: ${readyInfo.missing} of ${readyInfo.guilds} guilds did not load in time`)
-      }
-      yield* hub.publish(Dispatch.make(shardId, 0, "SHARD_READY", { shardId, ...readyInfo }))
-      yield* refreshStatus
-    })
-
-  // ---- supervision ----
-  const shardOptions = (shardId: number): Shard.ShardOptions => ({
+  // ---- building a set ----
+  const shardOptions = (layout: ShardLayout) => (shardId: number): Shard.ShardOptions => ({
     ...rawOptions.shard,
     token: options.token,
     shardId,
@@ -292,65 +271,58 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
     presence
   })
 
-  const runShard = (shardId: number) =>
-    Effect.scoped(Effect.gen(function*() {
-      const readiness = yield* ShardReadiness.make({
-        guildsIntent,
-        guildWaitTimeout,
-        onReady: (readyInfo) => onShardReady(shardId, readyInfo)
-      })
-      const shard = yield* Shard.make(shardOptions(shardId)).pipe(
-        Effect.provideService(DispatchSink, shardSink(shardId, readiness)),
-        Effect.orDie // options were validated before any shard started
-      )
-      const entry: RunningShard = { shard, readiness, stale: false }
-      running.set(shardId, entry)
-      yield* Effect.addFinalizer(() =>
-        Effect.suspend(() => {
-          if (running.get(shardId) === entry) running.delete(shardId)
-          return stopping ? Effect.void : refreshStatus
-        })
-      )
-      // Status follows the shard's phase changes; a session leaving "ready" fails its member requests.
-      let wasReady = false
-      yield* Effect.forkScoped(shard.changes.pipe(
-        Stream.runForEach((state) => {
-          const lost = wasReady && state.phase !== "ready"
-          wasReady = state.phase === "ready"
-          return lost
-            ? Effect.andThen(members.shardLost(shardId, `shard ${shardId} is ${state.phase}`), refreshStatus)
-            : refreshStatus
-        })
-      ))
-      yield* shard.join
-    })).pipe(Effect.provide(shardContext), Effect.annotateLogs({ shard: shardId }))
-
-  /** A fatal close fails the Gateway; a defect restarts this shard only (after a pause). */
-  const supervised = (shardId: number): Effect.Effect<void> =>
-    runShard(shardId).pipe(
-      Effect.catchCause((cause) => {
-        if (Cause.hasInterruptsOnly(cause)) return Effect.void
-        const failure = Cause.findErrorOption(cause)
-        if (Option.isSome(failure)) return fail(failure.value)
-        return Effect.logError(`shard ${shardId} crashed; restarting it`, Cause.pretty(cause)).pipe(
-          Effect.andThen(Effect.sleep("5 seconds")),
-          Effect.andThen(Effect.suspend(() => supervised(shardId)))
-        )
-      })
-    )
-
-  const start = (shardId: number) => FiberMap.run(fibers, shardId, supervised(shardId), { onlyIfMissing: true })
-
-  const stopAll = (resumable: boolean) =>
+  const buildSet = (layout: ShardLayout, route: ShardSet.Route) =>
     Effect.gen(function*() {
-      stopping = true
-      yield* Effect.forEach(running.values(), (entry) => entry.shard.stop({ resumable }), {
-        concurrency: "unbounded",
-        discard: true
-      })
-      yield* FiberMap.clear(fibers)
-      yield* members.shutdown
-      yield* flushEventCounts
+      const scope = yield* Scope.fork(gatewayScope)
+      const holder: { built?: BuiltSet } = {}
+      const set = yield* ShardSet.make({
+        layout,
+        shardOptions: shardOptions(layout),
+        intents: options.intents,
+        guildWaitTimeout: options.guildWaitTimeout,
+        cache,
+        shardContext,
+        route,
+        onFatal: (error) => Effect.suspend(() => onFatal(holder.built!, error)),
+        onShardReady: (shardId, readyInfo) => Effect.suspend(() => onShardReady(holder.built!, shardId, readyInfo)),
+        onChange: Effect.suspend(() => refreshStatus)
+      }).pipe(Scope.provide(scope))
+      const built: BuiltSet = { set, scope }
+      holder.built = built
+      return built
+    })
+
+  const onShardReady = (built: BuiltSet, shardId: number, readyInfo: ShardReadiness.ReadyInfo) =>
+    Effect.gen(function*() {
+      if (readyInfo.missing > 0) {
+        yield* Effect.logWarning(`shard ${shardId}/${built.set.layout.count}: ${readyInfo.missing} of ${readyInfo.guilds} guilds did not load in time`)
+      }
+      if (built === current) {
+        yield* hub.publish(Dispatch.make(shardId, 0, "SHARD_READY", { shardId, ...readyInfo }))
+      } else if (staging !== undefined && built === staging.built && built.set.readyCount() === built.set.layout.ids.length) {
+        yield* Deferred.succeed(staging.ready, undefined)
+      }
+      yield* refreshStatus
+    })
+
+  /** A fatal close: rolls a reshard back (new set), reshards (4011), or ends the Gateway. */
+  const onFatal = (built: BuiltSet, error: FatalCloseError): Effect.Effect<void> =>
+    Effect.gen(function*() {
+      if (staging !== undefined && built === staging.built) return yield* Deferred.fail(staging.failed, error)
+      if (built !== current) return // an old set closing after a switch
+      if (error._tag === "ShardingRequired" && reshardOptions.onShardingRequired !== false) {
+        yield* Effect.logWarning(`${error.message} Resharding automatically; the other shards keep serving meanwhile.`)
+        yield* Effect.forkIn(
+          automaticReshard.pipe(
+            Effect.catch((failure) =>
+              failure.reason === "in-progress" ? Effect.void : Effect.logError(failure.message)
+            )
+          ),
+          gatewayScope
+        )
+        return
+      }
+      yield* fail(error)
     })
 
   /** Ends the Gateway with a fatal error: no shard connects again, every stream fails with it. */
@@ -360,40 +332,201 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
       yield* Effect.logError(`gateway failed: ${error.message}`)
       yield* Deferred.fail(ended, error)
       yield* hub.fail(error)
-      // Stopping from outside the failing shard's fiber (it is one of the FiberMap's).
-      yield* Effect.forkIn(Effect.andThen(stopAll(false), refreshStatus), gatewayScope)
+      // Stopping from outside the failing shard's fiber (it is one of the set's).
+      yield* Effect.forkIn(Effect.andThen(stopEverything(false), refreshStatus), gatewayScope)
+    })
+
+  const stopEverything = (resumable: boolean) =>
+    Effect.gen(function*() {
+      const pending = staging
+      staging = undefined
+      if (pending !== undefined) yield* Scope.close(pending.built.scope, Exit.void)
+      yield* current.set.stopAll(resumable)
     })
 
   const shutdown = (shutdownOptions?: { readonly resumable?: boolean }) =>
     Effect.gen(function*() {
       if (Deferred.isDoneUnsafe(ended)) return
-      yield* stopAll(shutdownOptions?.resumable ?? true)
+      yield* stopEverything(shutdownOptions?.resumable ?? true)
       yield* Deferred.succeed(ended, undefined)
       yield* refreshStatus
       yield* hub.end
     })
 
-  yield* Effect.addFinalizer(() => shutdown({ resumable: rawOptions.shutdown !== "end-session" }))
+  // ---- metrics: event counts per shard and name, flushed off the hot path ----
+  yield* Effect.forkIn(
+    Effect.repeat(Effect.suspend(() => current.set.flushMetrics), Schedule.spaced("10 seconds")),
+    gatewayScope
+  )
 
-  // Start in id order: each shard asks the limiter in turn, so buckets fill lowest id first.
-  for (const id of layout.ids) yield* start(id)
+  // ---- start ----
+  current = yield* buildSet(initialLayout, liveRoute)
+  yield* Effect.addFinalizer(() => shutdown({ resumable: rawOptions.shutdown !== "end-session" }))
+  yield* current.set.startAll
+
+  // ---- resharding: the new set comes up beside the old one, then takes over ----
+  const reshardLock = yield* Semaphore.make(1)
+  const dedupWindowMs = Duration.toMillis(Duration.fromInputUnsafe(reshardOptions.dedupWindow ?? "10 seconds"))
+  const drainTimeout = reshardOptions.drainTimeout ?? "10 seconds"
+
+  const reshardOnce = (requested: number | undefined): Effect.Effect<void, ReshardFailed> =>
+    Effect.gen(function*() {
+      const from = current.set.layout.count
+      const refuse = (reason: ReshardFailed["reason"], detail: string, to: number | null = requested ?? null) =>
+        Effect.fail(new ReshardFailed({ from, to, reason, detail }))
+      if (Deferred.isDoneUnsafe(ended)) return yield* refuse("ended", "the Gateway has ended")
+      const total = requested ?? (yield* Effect.mapError(info.gatewayBot, (e) => new ReshardFailed({ from, to: null, reason: "discovery", detail: e.message }))).shards
+      const layout = yield* options.shards.resolve({
+        recommended: Effect.map(info.gatewayBot, (bot) => bot.shards),
+        total: Option.some(total)
+      }).pipe(Effect.mapError((e) => new ReshardFailed({ from, to: total, reason: "layout", detail: e.message })))
+      // Refuse up front when the daily budget cannot cover the new set's IDENTIFYs.
+      const budget = yield* limiter.status
+      if (budget.remaining < layout.ids.length) {
+        return yield* refuse("budget", `the new set needs ${layout.ids.length} IDENTIFYs but ${budget.remaining} of today's ${budget.total} session starts are left (reset at ${new Date(budget.resetAt).toISOString()})`, total)
+      }
+      const readyTimeout = reshardOptions.readyTimeout ??
+        Duration.millis(Math.ceil(layout.ids.length / budget.maxConcurrency) * 5000 + Duration.toMillis(options.guildWaitTimeout) + 120_000)
+      yield* Effect.logInfo(`resharding ${from} → ${layout.count}: starting ${layout.ids.length} shards beside the running ones`)
+      yield* Metric.update(Metrics.reshards, 1)
+
+      // Overlap: the old set delivers (and is remembered); the new set is staged, its start-up kept back.
+      const caughtUp = yield* Latch.make(false)
+      const h = ReshardHandoff.make({
+        windowMs: dedupWindowMs,
+        capacity: 100_000,
+        newShards: layout.ids,
+        onCaughtUp: () => caughtUp.openUnsafe()
+      })
+      handoff = undefined
+      const old = current
+      // Recorded once published: a record can satisfy the catch-up and let the switch run, which must not
+      // overtake this event.
+      old.set.route = (dispatch) =>
+        Effect.andThen(hub.publish(dispatch), Effect.sync(() => h.recordDelivered(dispatch, now())))
+      const stagingRoute: ShardSet.Route = (dispatch, startup) =>
+        startup ? Effect.void : Effect.sync(() => h.stage(dispatch, now()))
+      reshardStatus = { phase: "starting", from, to: layout.count, ready: 0, total: layout.ids.length, error: null }
+      const built = yield* buildSet(layout, stagingRoute)
+      const ready = yield* Deferred.make<void>()
+      const failed = yield* Deferred.make<never, FatalCloseError>()
+      staging = { built, ready, failed }
+      yield* built.set.startAll
+      yield* refreshStatus
+
+      const outcome = yield* Effect.raceFirst(Deferred.await(ready), Deferred.await(failed)).pipe(
+        Effect.timeoutOrElse({ duration: readyTimeout, orElse: () => Effect.fail("timeout" as const) }),
+        Effect.result
+      )
+      if (outcome._tag === "Failure") {
+        // Roll back: the new set's Scope closes (its sessions end, 1000); the old set goes on untouched.
+        staging = undefined
+        old.set.route = liveRoute
+        yield* Scope.close(built.scope, Exit.void)
+        const failure = outcome.failure === "timeout"
+          ? new ReshardFailed({ from, to: layout.count, reason: "not-ready", detail: `the new shards were not all ready within ${Duration.format(Duration.fromInputUnsafe(readyTimeout))}` })
+          : new ReshardFailed({ from, to: layout.count, reason: "fatal", detail: outcome.failure.message })
+        reshardStatus = { ...reshardStatus, phase: "failed", error: failure.message }
+        yield* refreshStatus
+        yield* Effect.logError(failure.message)
+        return yield* failure
+      }
+
+      // Let the old set catch up: events sent before a new shard's READY reached the old set only, and it
+      // must have delivered them before the switch (bounded by the window: without traffic, nothing to wait for).
+      reshardStatus = { ...reshardStatus, phase: "switching", ready: layout.ids.length }
+      yield* refreshStatus
+      yield* caughtUp.await.pipe(
+        Effect.timeoutOrElse({ duration: Duration.millis(dedupWindowMs), orElse: () => Effect.void })
+      )
+
+      // Switch, atomically: release the staged events the old set did not deliver, in order, before any
+      // live new-set event. For one more window the old set stays connected and each event goes through
+      // whichever set has it first.
+      const released = h.flush(now())
+      const flushed = yield* Latch.make(false)
+      old.set.route = (dispatch) => Effect.suspend(() => h.fromOld(dispatch, now()) ? hub.publish(dispatch) : Effect.void)
+      built.set.route = (dispatch, startup) => Effect.andThen(flushed.await, liveRoute(dispatch, startup))
+      handoff = h
+      current = built
+      staging = undefined
+      yield* cache.reshard(layout.count)
+      for (const dispatch of released) yield* hub.publish(dispatch)
+      yield* flushed.open
+      built.set.route = liveRoute
+      yield* hub.publish(Dispatch.make(0, 0, "GATEWAY_RESHARDED", {
+        from,
+        to: layout.count,
+        released: released.length,
+        deduplicated: h.stats().deduplicated
+      }))
+      gatewayReady = false
+      reshardStatus = { ...reshardStatus, phase: "draining" }
+      yield* refreshStatus
+
+      // Drain: the old set's late copies get the window; member requests in flight on it may finish there
+      // (up to the drain timeout). Then its Scope closes (1000): no fiber or socket of it remains.
+      yield* Effect.sleep(Duration.millis(dedupWindowMs))
+      old.set.route = dropRoute
+      yield* Effect.gen(function*() {
+        while ((yield* old.set.members.inFlight) > 0) yield* Effect.sleep("100 millis")
+      }).pipe(Effect.timeoutOrElse({ duration: drainTimeout, orElse: () => Effect.void }))
+      yield* Scope.close(old.scope, Exit.void)
+      const stats = h.stats()
+      reshardStatus = { ...reshardStatus, phase: "done" }
+      yield* refreshStatus
+      yield* Effect.logInfo(`resharded ${from} → ${layout.count}: ${stats.released} staged events released, ${stats.deduplicated} duplicates dropped`)
+    })
+
+  const reshard = (requested?: number): Effect.Effect<void, ReshardFailed> =>
+    reshardLock.withPermitsIfAvailable(1)(reshardOnce(requested)).pipe(
+      Effect.flatMap(Option.match({
+        onNone: () =>
+          Effect.fail(new ReshardFailed({ from: current.set.layout.count, to: requested ?? null, reason: "in-progress", detail: "another reshard is running; two never run at once" })),
+        onSome: () => Effect.void
+      }))
+    )
+
+  const splitFactor = reshardOptions.splitFactor ?? 2
+  /** 4011 or the periodic check: the larger of /gateway/bot's count and current × split factor. */
+  const automaticReshard = Effect.gen(function*() {
+    const count = current.set.layout.count
+    const recommended = yield* Effect.mapError(info.gatewayBot, (e) => new ReshardFailed({ from: count, to: null, reason: "discovery", detail: e.message }))
+    yield* reshard(Math.max(recommended.shards, Math.ceil(count * splitFactor)))
+  })
+
+  if (reshardOptions.check !== undefined) {
+    const maxGuilds = reshardOptions.check.maxGuildsPerShard ?? 1000
+    const check = Effect.gen(function*() {
+      if (staging !== undefined) return
+      const counts = yield* cache.guildCountsByShard
+      let busiest = 0
+      for (const n of counts.values()) busiest = Math.max(busiest, n)
+      const bot = yield* info.gatewayBot
+      if (busiest > maxGuilds || bot.shards > current.set.layout.count) {
+        yield* Effect.logInfo(`reshard check: ${busiest} guilds on the busiest shard, ${bot.shards} recommended for ${current.set.layout.count} running`)
+        yield* automaticReshard
+      }
+    }).pipe(Effect.catch((e) => Effect.logWarning(`reshard check: ${e.message}`)))
+    yield* Effect.forkIn(Effect.repeat(check, Schedule.spaced(reshardOptions.check.interval)), gatewayScope)
+  }
 
   // ---- staleness watchdog ----
   if (options.staleAfter !== null) {
     const staleAfterMs = Duration.toMillis(options.staleAfter)
     const check = Effect.gen(function*() {
-      const now = clock.currentTimeMillisUnsafe()
+      const at = now()
       let changed = false
-      for (const [id, entry] of running) {
+      for (const [id, entry] of current.set.running) {
         const state = yield* entry.shard.state
         const guilds = yield* cache.guildCount(id)
         const stale = state.phase === "ready" && guilds > 0 && state.lastDispatchAt !== null &&
-          now - state.lastDispatchAt > staleAfterMs
+          at - state.lastDispatchAt > staleAfterMs
         if (stale !== entry.stale) {
           entry.stale = stale
           changed = true
           if (stale) {
-            yield* Effect.logWarning(`shard ${id}: no dispatch for ${now - state.lastDispatchAt!} ms with ${guilds} guilds: stale`)
+            yield* Effect.logWarning(`shard ${id}: no dispatch for ${at - state.lastDispatchAt!} ms with ${guilds} guilds: stale`)
             yield* Metric.update(Metrics.staleShards, 1)
             if (rawOptions.restartStaleShards === true) yield* Effect.forkIn(restartShard(id), gatewayScope)
           }
@@ -408,19 +541,21 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
   }
 
   // ---- commands ----
-  const shardFor = (shardId: number) =>
-    Effect.suspend(() => {
-      const entry = running.get(shardId)
-      return entry === undefined
-        ? Effect.fail(new ShardNotRunning({ shardId, detail: layout.ids.includes(shardId) ? "it is stopped" : `this process runs shards ${describeIds(layout.ids)} of ${layout.count}` }))
-        : Effect.succeed(entry.shard)
+  const notRunning = (shardId: number) => {
+    const { count, ids } = current.set.layout
+    return new ShardNotRunning({
+      shardId,
+      detail: ids.includes(shardId) ? "it is stopped" : `this process runs shards ${describeIds(ids)} of ${count}`
     })
+  }
 
   const shardForGuild = (guildId: string | null | undefined): number =>
-    guildId === null || guildId === undefined ? 0 : shardIdForGuild(guildId, layout.count)
+    guildId === null || guildId === undefined ? 0 : shardIdForGuild(guildId, current.set.layout.count)
 
-  const send = (shardId: number, command: Shard.GatewayCommand) =>
-    Effect.flatMap(shardFor(shardId), (shard) => shard.send(command))
+  const send = (shardId: number, command: Shard.GatewayCommand): Effect.Effect<void, GatewayCommandError> =>
+    Effect.suspend(() => current.set.send(shardId, command)).pipe(
+      Effect.mapError((e) => e === "not-running" ? notRunning(shardId) : e)
+    )
 
   const sendToGuild = (command: GuildCommand): Effect.Effect<void, GatewayCommandError> => {
     if (command.op === 31) {
@@ -444,31 +579,31 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
 
   const setPresence = (next: PresenceUpdateData) =>
     Effect.gen(function*() {
-      presence = next
-      yield* Effect.forEach(running.keys(), (shardId) => send(shardId, { op: 3, d: next }), {
+      presence = next // shards started later (a reshard's new set) identify with it
+      yield* Effect.forEach(current.set.running.keys(), (shardId) => send(shardId, { op: 3, d: next }), {
         concurrency: "unbounded",
         discard: true
       })
     })
 
   const openShard = (shardId: number) =>
-    layout.ids.includes(shardId)
-      ? Effect.asVoid(start(shardId))
-      : Effect.fail(new ShardNotRunning({ shardId, detail: `it is not in this process's layout (${describeIds(layout.ids)} of ${layout.count})` }))
+    Effect.suspend(() =>
+      current.set.layout.ids.includes(shardId)
+        ? current.set.start(shardId)
+        : Effect.fail(notRunning(shardId))
+    )
 
   const closeShard = (shardId: number, closeOptions?: { readonly resumable?: boolean }) =>
-    Effect.gen(function*() {
-      const entry = running.get(shardId)
-      if (entry !== undefined) yield* entry.shard.stop({ resumable: closeOptions?.resumable ?? false })
-      yield* FiberMap.remove(fibers, shardId)
-      yield* refreshStatus
-    })
+    Effect.andThen(
+      Effect.suspend(() => current.set.stop(shardId, closeOptions?.resumable ?? false)),
+      refreshStatus
+    )
 
   const restartShard = (shardId: number) =>
     Effect.andThen(closeShard(shardId, { resumable: true }), openShard(shardId))
 
   return Gateway.of({
-    layout: Effect.succeed(layout),
+    layout: Effect.sync(() => current.set.layout),
     dispatches: (subscribeOptions) => hub.subscribe(subscribeOptions),
     subscription: (subscribeOptions) => hub.subscription(subscribeOptions),
     events: <Name extends string>(name: Name, subscribeOptions?: Omit<SubscribeOptions, "names">) =>
@@ -477,12 +612,13 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
     statusChanges: SubscriptionRef.changes(statusRef),
     shardForGuild,
     send,
-    requestMembers: members.request,
     sendToGuild,
     setPresence,
+    requestMembers: (memberOptions) => Stream.unwrap(Effect.sync(() => current.set.members.request(memberOptions))),
     openShard,
     closeShard,
     restartShard,
+    reshard,
     shutdown,
     join: Deferred.await(ended)
   })

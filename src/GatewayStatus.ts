@@ -13,6 +13,20 @@ export interface GatewayShardStatus extends ShardState {
   readonly stale: boolean
 }
 
+/** A reshard in progress, or the last one. */
+export interface ReshardStatus {
+  /** starting: the new set is coming up beside the old one; switching: the source of dispatches moves;
+   * draining: the old set finishes in-flight member requests before it closes; done / failed: the outcome. */
+  readonly phase: "starting" | "switching" | "draining" | "done" | "failed"
+  readonly from: number
+  readonly to: number
+  /** New shards ready (guilds loaded), of `total`. */
+  readonly ready: number
+  readonly total: number
+  /** Why it failed. */
+  readonly error: string | null
+}
+
 export interface GatewayStatus {
   /** The shard count every shard identified with. */
   readonly shardCount: number
@@ -22,4 +36,6 @@ export interface GatewayStatus {
   readonly ready: boolean
   /** The Gateway has ended (shut down, or failed with a fatal close). */
   readonly ended: boolean
+  /** The reshard in progress, or the last one; null if there never was one. */
+  readonly reshard: ReshardStatus | null
 }

@@ -74,6 +74,9 @@ export interface IdentifyRateLimiterOptions {
 
 /** Discord's identify window: one IDENTIFY per rate-limit key per 5 s. */
 export const defaultWindowMs = 5_000
+
+/** Added to the window by `layerFromGatewayInfo`: network jitter between a grant and Discord's receipt. */
+export const networkMarginMs = 100
 /** The budget window assumed after a reset, until fresh numbers arrive (Discord: 24 h). */
 export const budgetWindowMs = 86_400_000
 
@@ -90,7 +93,8 @@ export class IdentifyRateLimiter extends Context.Service<IdentifyRateLimiter, Id
 
   /**
    * The in-memory limiter configured from GET /gateway/bot: `max_concurrency` and `session_start_limit`
-   * as Discord reports them now. For one process; several processes share a Redis-backed limiter.
+   * as Discord reports them now, with `networkMarginMs` added to the 5 s window (grants exactly 5 s apart
+   * can reach Discord closer than that). For one process; several processes share a Redis-backed limiter.
    */
   static readonly layerFromGatewayInfo: Layer.Layer<IdentifyRateLimiter, GatewayInfoFailure, GatewayInfo> = Layer
     .effect(
@@ -98,7 +102,7 @@ export class IdentifyRateLimiter extends Context.Service<IdentifyRateLimiter, Id
       Effect.gen(function*() {
         const bot = yield* (yield* GatewayInfo).gatewayBot
         const { maxConcurrency, ...sessionStartLimit } = bot.sessionStartLimit
-        return yield* makeMemory({ maxConcurrency, sessionStartLimit })
+        return yield* makeMemory({ maxConcurrency, sessionStartLimit, windowMs: defaultWindowMs + networkMarginMs })
       })
     )
 }

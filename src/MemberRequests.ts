@@ -133,6 +133,8 @@ export interface MemberRequests {
   readonly shardLost: (shardId: number, reason: string) => Effect.Effect<void>
   /** Fails every request with `Shutdown`, now and later. */
   readonly shutdown: Effect.Effect<void>
+  /** Requests not finished yet (waiting, being sent, or waiting for chunks). */
+  readonly inFlight: Effect.Effect<number>
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -524,7 +526,8 @@ export const make = (deps: MemberRequestsDeps): Effect.Effect<MemberRequests, ne
             }
           }
         }),
-      shutdown
+      shutdown,
+      inFlight: Effect.sync(() => inflight.size)
     }
     return requests
   })

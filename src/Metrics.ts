@@ -18,6 +18,7 @@ export const decodeErrors = Metric.counter("discord_gateway_decode_errors_total"
 export const dispatches = Metric.counter("discord_gateway_dispatches_total", {
   description: "dispatches received, by shard and event (flushed every 10 s)"
 })
+export const reshards = Metric.counter("discord_gateway_reshards_total", { description: "reshards started" })
 export const staleShards = Metric.counter("discord_gateway_stale_shards_total", {
   description: "times the staleness watchdog found a shard with guilds but no dispatch for staleAfter"
 })

@@ -4,7 +4,8 @@
  * READY lists the shard's guilds, all unavailable; Discord then sends GUILD_CREATE (or GUILD_DELETE for a
  * guild in an outage) for each. A shard is ready once every READY guild has been answered, or when no
  * guild event arrived for `guildWaitTimeout` (some never come), or at once when the GUILDS intent is off
- * (no GUILD_CREATE will come). A RESUME keeps the guilds: readiness survives it; a new READY starts over.
+ * (no GUILD_CREATE will come). A RESUME keeps the guilds: readiness survives it (and a session resumed from
+ * a saved one in a new process is ready at RESUMED); a new READY starts over.
  *
  * It is fed synchronously from the shard's dispatch path (READY, GUILD_CREATE, GUILD_DELETE only) and
  * reports transitions through `onReady`; the timeout runs on one fiber per shard, on Effect's Clock.
@@ -100,6 +101,10 @@ export const make = (options: {
           lastProgressAt = clock.currentTimeMillisUnsafe()
           return startTimer()
         }
+        case "RESUMED":
+          // A session resumed in this process keeps its readiness; one resumed from a saved session (a new
+          // process) never had READY here: its guilds loaded before, so it is ready now.
+          return pending === undefined ? becomeReady(0) : Effect.void
         case "GUILD_CREATE":
         case "GUILD_DELETE": {
           if (pending === undefined) return Effect.void

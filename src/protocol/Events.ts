@@ -658,6 +658,16 @@ export interface GatewayReadyEvent {
   readonly shards: number
 }
 
+/** Data of the synthetic GATEWAY_RESHARDED event. */
+export interface GatewayReshardedEvent {
+  readonly from: number
+  readonly to: number
+  /** Events only the new set had received at the switch, delivered from its staging buffer. */
+  readonly released: number
+  /** New-set copies dropped up to the switch because the old set had delivered them. */
+  readonly deduplicated: number
+}
+
 export interface DispatchEvents {
   readonly READY: ReadyData
   readonly RESUMED: ResumedData
@@ -694,6 +704,8 @@ export interface DispatchEvents {
   readonly SHARD_READY: ShardReadyEvent
   /** Synthetic (seq 0, from this runtime, not Discord): every shard of this process is ready. */
   readonly GATEWAY_READY: GatewayReadyEvent
+  /** Synthetic (seq 0, from this runtime, not Discord): dispatches now come from the new shard count. */
+  readonly GATEWAY_RESHARDED: GatewayReshardedEvent
   readonly SOUNDBOARD_SOUNDS: SoundboardSoundsEvent
   readonly CHANNEL_INFO: ChannelInfoEvent
 }

@@ -74,6 +74,12 @@ export interface SimulatorOptions {
   readonly unavailableGuilds?: ReadonlyArray<string>
   /** Guilds READY lists but that get neither GUILD_CREATE nor GUILD_DELETE (the client's guild wait times out). */
   readonly silentGuilds?: ReadonlyArray<string>
+  /**
+   * Delay (ms) before `dispatch` reaches sessions of one shard count (`{ 4: 30 }`) or of one shard
+   * (`{ "1/4": 300 }`, which wins), e.g. so that during a reshard the two sets, or two connections, receive
+   * an event at different times. Default none.
+   */
+  readonly dispatchLatencyMs?: Readonly<Record<string | number, number>>
 }
 
 /** The options with every default filled in (the token is left out: it can rotate, see `currentToken`). */
@@ -101,6 +107,7 @@ export interface ResolvedSimulatorOptions {
   readonly recordFrames: boolean
   readonly unavailableGuilds: ReadonlySet<string>
   readonly silentGuilds: ReadonlySet<string>
+  readonly dispatchLatencyMs: Readonly<Record<string | number, number>>
 }
 
 const positiveInt = (name: string, value: number): number => {
@@ -148,6 +155,7 @@ export const resolveSimulatorOptions = (options: SimulatorOptions): ResolvedSimu
       : positiveInt("recommendedShards", options.recommendedShards),
     recordFrames: options.recordFrames ?? true,
     unavailableGuilds: new Set(options.unavailableGuilds ?? []),
-    silentGuilds: new Set(options.silentGuilds ?? [])
+    silentGuilds: new Set(options.silentGuilds ?? []),
+    dispatchLatencyMs: options.dispatchLatencyMs ?? {}
   }
 }

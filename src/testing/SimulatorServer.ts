@@ -13,7 +13,7 @@
  * missed-heartbeat watch per connection — are fibers in the simulator's Scope. Resume windows, identify
  * buckets, the send limit and the op 8 limit are timestamp checks, with no timers.
  */
-import { Clock, Effect, Result, Scope } from "effect"
+import { Clock, Duration, Effect, Result, Scope } from "effect"
 import type { Fiber } from "effect"
 import { ConnectFailed } from "../Errors.ts"
 import {
@@ -234,6 +234,9 @@ const Reasons: Record<number, string> = {
 const reasonFor = (code: number): string => Reasons[code] ?? ""
 
 /** Events whose guild is `data.id` rather than `data.guild_id`. */
+/** How much closer than the identify window two IDENTIFYs of one bucket may arrive (checklist item 16). */
+const IdentifyArrivalToleranceMs = 50
+
 const GuildObjectEvents = new Set(["GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"])
 
 /** Sliding send limit of one connection: the times of its last 120 client frames (PROTOCOL.md §3, [P]). */
@@ -518,9 +521,12 @@ export const makeSimulatorServer = (input: SimulatorOptions): Effect.Effect<Simu
       if (shardGuilds.length > options.maxGuildsPerShard) return serverClose(connection, 4011, reasonFor(4011))
       const bucket = shard[0] % options.maxConcurrency
       const last = identifyBuckets.get(bucket)
-      // `at < last + window`, not `at - last < window`: with fractional times the subtraction rounds
-      // (10611.150821 - 5611.150821 = 4999.999999999999) and would refuse a legal IDENTIFY.
-      if (last !== undefined && at < last + options.identifyWindowMs) return sendOp(connection, 9, false)
+      // Refused when closer than the window minus 50 ms (checklist item 16's tolerance: grants exactly one
+      // window apart can arrive a little closer over a real network). `at < last + …`, not `at - last < …`:
+      // with fractional times the subtraction rounds (10611.150821 - 5611.150821 = 4999.999999999999).
+      if (last !== undefined && at < last + options.identifyWindowMs - IdentifyArrivalToleranceMs) {
+        return sendOp(connection, 9, false)
+      }
       refreshBudget(at)
       if (budgetRemaining <= 0) return exhaustBudget()
       budgetRemaining--
@@ -820,17 +826,28 @@ export const makeSimulatorServer = (input: SimulatorOptions): Effect.Effect<Simu
       options,
       open,
       dispatch: (event, data) =>
-        Effect.sync(() => {
+        Effect.suspend(() => {
           const at = now()
           let key: unknown = undefined
           if (isRecord(data)) key = data.guild_id ?? (GuildObjectEvents.has(event) ? data.id : undefined)
           const entry = makeDispatchEntry(event, data)
           let expired: Array<SimulatedSession<Connection>> | undefined
+          let delayed: Array<Effect.Effect<void>> | undefined
           index.forEachOwner(shiftedSnowflake(key), (session) => {
-            if (isExpired(session, at)) (expired ??= []).push(session)
-            else deliver(session, entry)
+            if (isExpired(session, at)) return void (expired ??= []).push(session)
+            const latency = options.dispatchLatencyMs[`${session.shard[0]}/${session.shard[1]}`] ??
+              options.dispatchLatencyMs[session.shard[1]] ?? 0
+            if (latency <= 0) return deliver(session, entry)
+            // Constant per session, so the session's order is kept (equal wake-up times run first in, first out).
+            ;(delayed ??= []).push(Effect.asVoid(Effect.forkIn(
+              Effect.andThen(Effect.sleep(Duration.millis(latency)), Effect.sync(() => {
+                if (!session.destroyed) deliver(session, entry)
+              })),
+              scope
+            )))
           })
           if (expired !== undefined) for (const session of expired) destroySession(session)
+          return delayed === undefined ? Effect.void : Effect.all(delayed, { discard: true })
         }),
       close: (target, code, reason) =>
         forTarget(target, (connection) => serverClose(connection, code, reason ?? reasonFor(code))),

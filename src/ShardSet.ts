@@ -1,0 +1,250 @@
+/**
+ * ShardSet: the shards of one layout (one shard count), supervised in the Scope the set is built in.
+ *
+ * Each shard is a fiber in a FiberMap keyed by shard id. A shard survives transient faults by itself
+ * (Shard.ts); a defect restarts that shard only, after a pause; a fatal close is handed to `onFatal` (the
+ * Gateway decides: fail, reshard, or roll a reshard back). Closing the set's Scope stops every shard.
+ *
+ * Per dispatch the set does its own bookkeeping — metrics counts, the cache (guild events), readiness
+ * (READY/GUILD_CREATE/GUILD_DELETE, item 53), member requests (chunks, RATE_LIMITED) — then hands the
+ * dispatch to `route`, which the Gateway points at the hub (live), at the reshard staging buffer, or
+ * nowhere (an old set draining). `startup` marks a session's own start-up (READY and the guild events
+ * answering it) so a reshard can keep it from subscribers.
+ */
+import {
+  Cause,
+  type Context,
+  type Duration,
+  Effect,
+  FiberMap,
+  Metric,
+  Option,
+  Stream
+} from "effect"
+import type { CacheService } from "./Cache.ts"
+import type { Dispatch } from "./Dispatch.ts"
+import { DispatchSink } from "./DispatchSink.ts"
+import type { FatalCloseError } from "./Errors.ts"
+import type { GatewayShardStatus } from "./GatewayStatus.ts"
+import type { IdentifyRateLimiter } from "./IdentifyRateLimiter.ts"
+import * as MemberRequests from "./MemberRequests.ts"
+import * as Metrics from "./Metrics.ts"
+import type { SessionStore } from "./SessionStore.ts"
+import * as Shard from "./Shard.ts"
+import * as ShardReadiness from "./ShardReadiness.ts"
+import { initialState } from "./ShardState.ts"
+import type { ShardLayout } from "./ShardStrategy.ts"
+import type { GatewayTransport } from "./transport/GatewayTransport.ts"
+
+export interface RunningShard {
+  readonly shard: Shard.Shard
+  readonly readiness: ShardReadiness.ShardReadiness
+  stale: boolean
+}
+
+export type Route = (dispatch: Dispatch, startup: boolean) => Effect.Effect<void>
+
+export interface ShardSetParams {
+  readonly layout: ShardLayout
+  /** Options of one shard (read when it starts: presence may have changed). */
+  readonly shardOptions: (shardId: number) => Shard.ShardOptions
+  readonly intents: number
+  readonly guildWaitTimeout: Duration.Input
+  readonly cache: CacheService
+  /** The services every shard runs with. */
+  readonly shardContext: Context.Context<GatewayTransport | SessionStore | IdentifyRateLimiter>
+  /** Where dispatches go at first. */
+  readonly route: Route
+  readonly onFatal: (error: FatalCloseError) => Effect.Effect<void>
+  readonly onShardReady: (shardId: number, info: ShardReadiness.ReadyInfo) => Effect.Effect<void>
+  /** Something observable changed (a phase, readiness). */
+  readonly onChange: Effect.Effect<void>
+}
+
+export interface ShardSet {
+  readonly layout: ShardLayout
+  readonly members: MemberRequests.MemberRequests
+  /** Where this set's dispatches go now (the Gateway re-points it during a reshard). */
+  route: Route
+  readonly start: (shardId: number) => Effect.Effect<void>
+  readonly startAll: Effect.Effect<void>
+  /** Stops one shard (resumable: session saved, close 4000; else close 1000) and removes it. */
+  readonly stop: (shardId: number, resumable: boolean) => Effect.Effect<void>
+  readonly stopAll: (resumable: boolean) => Effect.Effect<void>
+  readonly running: ReadonlyMap<number, RunningShard>
+  /** Shards whose guilds have loaded. */
+  readonly readyCount: () => number
+  readonly snapshot: Effect.Effect<ReadonlyArray<GatewayShardStatus>>
+  readonly flushMetrics: Effect.Effect<void>
+  readonly send: (shardId: number, command: Shard.GatewayCommand) => Effect.Effect<void, Shard.SendError | "not-running">
+}
+
+export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
+  const { cache, layout } = params
+  const guildsIntent = (params.intents & 1) !== 0
+  const running = new Map<number, RunningShard>()
+  const fibers = yield* FiberMap.make<number>()
+  const eventCounts = new Map<number, Map<string, number>>()
+  let stopping = false
+
+  const members = yield* MemberRequests.make({
+    send: (guildId, d) =>
+      Effect.mapError(set.send(shardOf(guildId), { op: 8, d }), (e) => e === "not-running" ? { message: `shard ${shardOf(guildId)} is not running` } : e),
+    shardOf: (guildId) => shardOf(guildId),
+    intents: params.intents
+  })
+  const shardOf = (guildId: string) => Number((BigInt(guildId) >> 22n) % BigInt(layout.count))
+
+  const sinkFor = (shardId: number, readiness: ShardReadiness.ShardReadiness) => {
+    const counts = new Map<string, number>()
+    eventCounts.set(shardId, counts)
+    return (dispatch: Dispatch): Effect.Effect<void> => {
+      counts.set(dispatch.name, (counts.get(dispatch.name) ?? 0) + 1)
+      switch (dispatch.name) {
+        case "RESUMED":
+          return Effect.andThen(set.route(dispatch, false), readiness.observe(dispatch))
+        case "READY":
+        case "GUILD_CREATE":
+        case "GUILD_UPDATE":
+        case "GUILD_DELETE": {
+          const startup = dispatch.name === "READY" || readiness.answersReady(dispatch)
+          return cache.apply(dispatch, layout.count).pipe(
+            Effect.andThen(set.route(dispatch, startup)),
+            Effect.andThen(readiness.observe(dispatch))
+          )
+        }
+        case "GUILD_MEMBERS_CHUNK":
+        case "RATE_LIMITED":
+          return Effect.andThen(members.onDispatch(dispatch), set.route(dispatch, false))
+        default:
+          return set.route(dispatch, false)
+      }
+    }
+  }
+
+  const runShard = (shardId: number) =>
+    Effect.scoped(Effect.gen(function*() {
+      const readiness = yield* ShardReadiness.make({
+        guildsIntent,
+        guildWaitTimeout: params.guildWaitTimeout,
+        onReady: (info) => params.onShardReady(shardId, info)
+      })
+      const publish = sinkFor(shardId, readiness)
+      const sink = DispatchSink.of({
+        publish,
+        subscription: () => Effect.die("a shard's sink is write-only"),
+        subscribe: () => Stream.die("a shard's sink is write-only"),
+        end: Effect.void,
+        fail: () => Effect.void,
+        subscriberCount: Effect.succeed(0)
+      })
+      const shard = yield* Shard.make(params.shardOptions(shardId)).pipe(
+        Effect.provideService(DispatchSink, sink),
+        Effect.orDie // options were validated before any shard started
+      )
+      const entry: RunningShard = { shard, readiness, stale: false }
+      running.set(shardId, entry)
+      yield* Effect.addFinalizer(() =>
+        Effect.suspend(() => {
+          if (running.get(shardId) === entry) running.delete(shardId)
+          return stopping ? Effect.void : params.onChange
+        })
+      )
+      // Status follows the shard's phase; a session leaving "ready" fails its in-flight member requests.
+      let wasReady = false
+      yield* Effect.forkScoped(Stream.runForEach(shard.changes, (state) => {
+        const lost = wasReady && state.phase !== "ready"
+        wasReady = state.phase === "ready"
+        return lost
+          ? Effect.andThen(members.shardLost(shardId, `shard ${shardId} is ${state.phase}`), params.onChange)
+          : params.onChange
+      }))
+      yield* shard.join
+    })).pipe(Effect.provide(params.shardContext), Effect.annotateLogs({ shard: shardId, shardCount: layout.count }))
+
+  /** A fatal close goes to `onFatal`; a defect restarts this shard only (after a pause). */
+  const supervised = (shardId: number): Effect.Effect<void> =>
+    runShard(shardId).pipe(
+      Effect.catchCause((cause) => {
+        if (Cause.hasInterruptsOnly(cause)) return Effect.void
+        const failure = Cause.findErrorOption(cause)
+        if (Option.isSome(failure)) return params.onFatal(failure.value)
+        return Effect.logError(`shard ${shardId} crashed; restarting it`, Cause.pretty(cause)).pipe(
+          Effect.andThen(Effect.sleep("5 seconds")),
+          Effect.andThen(Effect.suspend(() => supervised(shardId)))
+        )
+      })
+    )
+
+  const start = (shardId: number) => Effect.asVoid(FiberMap.run(fibers, shardId, supervised(shardId), { onlyIfMissing: true }))
+
+  const flushMetrics = Effect.gen(function*() {
+    for (const [shardId, counts] of eventCounts) {
+      for (const [event, count] of counts) {
+        if (count === 0) continue
+        counts.set(event, 0)
+        yield* Metric.update(
+          Metric.withAttributes(Metrics.dispatches, { shard: String(shardId), shardCount: String(layout.count), event }),
+          count
+        )
+      }
+    }
+  })
+
+  const stopAll = (resumable: boolean) =>
+    Effect.gen(function*() {
+      stopping = true
+      yield* Effect.forEach(running.values(), (entry) => entry.shard.stop({ resumable }), {
+        concurrency: "unbounded",
+        discard: true
+      })
+      yield* FiberMap.clear(fibers)
+      yield* members.shutdown
+      yield* flushMetrics
+    })
+  yield* Effect.addFinalizer(() => stopAll(false))
+
+  const set: ShardSet = {
+    layout,
+    members,
+    route: params.route,
+    start,
+    // In id order: each shard asks the identify limiter in turn, so buckets fill lowest id first.
+    startAll: Effect.forEach(layout.ids, start, { discard: true }),
+    stop: (shardId, resumable) =>
+      Effect.gen(function*() {
+        const entry = running.get(shardId)
+        if (entry !== undefined) yield* entry.shard.stop({ resumable })
+        yield* FiberMap.remove(fibers, shardId)
+      }),
+    stopAll,
+    running,
+    readyCount: () => {
+      let n = 0
+      for (const entry of running.values()) if (entry.readiness.isReady()) n++
+      return n
+    },
+    snapshot: Effect.gen(function*() {
+      const shards: Array<GatewayShardStatus> = []
+      for (const id of layout.ids) {
+        const entry = running.get(id)
+        const state = entry === undefined
+          ? { ...initialState(id, layout.count), phase: "stopped" as const }
+          : yield* entry.shard.state
+        shards.push({
+          ...state,
+          guilds: yield* cache.guildCount(id),
+          ready: entry?.readiness.isReady() ?? false,
+          stale: entry?.stale ?? false
+        })
+      }
+      return shards
+    }),
+    flushMetrics,
+    send: (shardId, command) => {
+      const entry = running.get(shardId)
+      return entry === undefined ? Effect.fail("not-running" as const) : entry.shard.send(command)
+    }
+  }
+  return set
+})
