@@ -1,0 +1,62 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Dispatch from "../src/Dispatch.ts"
+import * as ReshardHandoff from "../src/ReshardHandoff.ts"
+
+const typing = (shard: number, seq: number) =>
+  Dispatch.make(shard, seq, "TYPING_START", { channel_id: "1", user_id: "2", timestamp: 1700000000 })
+const message = (shard: number, seq: number, id: string) => Dispatch.make(shard, seq, "MESSAGE_CREATE", { id })
+
+const make = (onCaughtUp?: () => void) =>
+  ReshardHandoff.make({ windowMs: 1000, capacity: 1000, newShards: [0, 1], ...(onCaughtUp ? { onCaughtUp } : {}) })
+
+describe("ReshardHandoff", () => {
+  it("identical payloads are counted, not collapsed: two typing events stay two", () => {
+    const h = make()
+    h.recordDelivered(typing(0, 10), 0) // the old set delivered the first copy…
+    h.stage(typing(0, 3), 5) // …the new set's copy of it is dropped
+    h.stage(typing(0, 4), 6) // the second (identical payload, distinct event) is kept
+    expect(h.flush(10).map((d) => d.seq)).toEqual([4])
+  })
+
+  it("staged events the old set delivers later are not released; the rest are, in order", () => {
+    const h = make()
+    h.stage(message(0, 1, "a"), 0)
+    h.stage(message(1, 1, "b"), 1)
+    h.stage(message(0, 2, "c"), 2)
+    h.recordDelivered(message(0, 7, "a"), 3)
+    expect(h.flush(4).map((d) => (d.data as { id: string }).id)).toEqual(["b", "c"])
+  })
+
+  it("catches up once the old set has delivered an event every new shard received", () => {
+    let caughtUp = 0
+    const h = make(() => caughtUp++)
+    h.stage(message(0, 1, "a"), 0)
+    h.recordDelivered(message(0, 5, "a"), 1) // new shard 0 passed
+    expect(h.caughtUp()).toBe(false)
+    h.recordDelivered(message(1, 6, "b"), 2) // the old set is ahead: remembered…
+    h.stage(message(1, 1, "b"), 3) // …and the new shard 1's copy proves it passed
+    expect(h.caughtUp()).toBe(true)
+    expect(caughtUp).toBe(1)
+  })
+
+  it("after the switch each event goes through whichever set has it first, once, within the window", () => {
+    const h = make()
+    h.flush(0)
+    expect(h.fromOld(message(0, 9, "x"), 10)).toBe(true) // old first: delivered
+    expect(h.fromNew(message(0, 2, "x"), 20)).toBe(false) // new's copy dropped
+    expect(h.fromNew(message(0, 3, "y"), 30)).toBe(true) // new first: delivered
+    expect(h.fromOld(message(0, 10, "y"), 40)).toBe(false) // old's copy dropped
+    expect(h.expired(999)).toBe(false)
+    expect(h.expired(1000)).toBe(true)
+    expect(h.fromOld(message(0, 11, "z"), 1000)).toBe(false) // past the window the old set is muted
+    expect(h.fromNew(message(0, 4, "z"), 1000)).toBe(true)
+    expect(h.stats()).toMatchObject({ released: 0, deduplicated: 2 })
+  })
+
+  it("remembered deliveries expire after two windows", () => {
+    const h = make()
+    h.recordDelivered(message(0, 1, "late"), 0)
+    h.stage(message(0, 1, "late"), 2500) // the copy came more than 2 windows later: not matched
+    expect(h.flush(2600).length).toBe(1)
+  })
+})
