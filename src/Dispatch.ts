@@ -8,7 +8,9 @@
  * `data: unknown` (PROTOCOL.md §1.3: unknown events are tolerated, never fatal).
  *
  * The runtime decodes only what it needs (op, s, t, and the data of READY/RESUMED/guild events); user
- * events pass through without validation, so an event the application never reads costs no schema work.
+ * events pass through without validation. When the frame allowed it, `data` is parsed on first read (and
+ * kept): an event the application never reads costs no JSON.parse. If that parse fails, `data` is
+ * undefined and the shard reports the malformed frame in its state (`lastError`).
  */
 import type { DispatchEventName, DispatchEvents } from "./protocol/Events.ts"
 
@@ -35,6 +37,69 @@ export const is = <Name extends string>(dispatch: Dispatch, name: Name): dispatc
 export const ofName = <Name extends string>(name: Name) => (dispatch: Dispatch): dispatch is Dispatch<Name> =>
   dispatch.name === name
 
-/** Builds a dispatch (the runtime's constructor; one object per event, nothing else allocated). */
+/** Builds a dispatch whose data is already parsed. */
 export const make = (shard: number, seq: number, name: string, data: unknown): Dispatch =>
   ({ shard, seq, name, data }) as Dispatch
+
+/** Called when a lazily parsed `data` turns out not to be JSON. */
+export type LazyDataError = (dispatch: Dispatch, error: unknown) => void
+
+/** A dispatch whose data is parsed from its JSON text on first read. */
+class LazyDispatch {
+  readonly shard: number
+  readonly seq: number
+  readonly name: string
+  /** The whole frame, and where `d` starts in it (the frame ends right after `d`, unless keys follow it). */
+  readonly #frame: string
+  readonly #dataStart: number
+  readonly #onError: LazyDataError
+  #data: unknown = undefined
+  #parsed = false
+  constructor(shard: number, seq: number, name: string, frame: string, dataStart: number, onError: LazyDataError) {
+    this.shard = shard
+    this.seq = seq
+    this.name = name
+    this.#frame = frame
+    this.#dataStart = dataStart
+    this.#onError = onError
+  }
+  get rawData(): string {
+    return this.#frame.slice(this.#dataStart, this.#frame.length - 1)
+  }
+  get data(): unknown {
+    if (!this.#parsed) {
+      this.#parsed = true
+      try {
+        this.#data = JSON.parse(this.rawData)
+      } catch {
+        // Keys after `d` (a layout Discord does not use) make the tail invalid: parse the whole frame.
+        try {
+          this.#data = (JSON.parse(this.#frame) as { readonly d?: unknown }).d
+        } catch (error) {
+          this.#onError(this as unknown as Dispatch, error)
+        }
+      }
+    }
+    return this.#data
+  }
+  toJSON() {
+    return { shard: this.shard, seq: this.seq, name: this.name, data: this.data }
+  }
+}
+
+/**
+ * Builds a dispatch whose data is parsed on first read from `frame` (the whole gateway message), where `d`
+ * starts at `dataStart` and runs to the closing brace.
+ */
+export const makeLazy = (
+  shard: number,
+  seq: number,
+  name: string,
+  frame: string,
+  dataStart: number,
+  onError: LazyDataError
+): Dispatch => new LazyDispatch(shard, seq, name, frame, dataStart, onError) as unknown as Dispatch
+
+/** The JSON text of a dispatch's data as received, when it was kept (no parse or stringify needed). */
+export const rawData = (dispatch: Dispatch): string | undefined =>
+  dispatch instanceof LazyDispatch ? dispatch.rawData : undefined

@@ -27,7 +27,7 @@
  * identical-payload events whose counts differ between the sets within the window may be dropped or
  * repeated. Memory is bounded by `capacity` entries per side (oldest dropped) and by time (2 × window).
  */
-import type { Dispatch } from "./Dispatch.ts"
+import { type Dispatch, rawData } from "./Dispatch.ts"
 
 export interface ReshardHandoff {
   /** Before the switch: the old set delivered this. */
@@ -47,8 +47,9 @@ export interface ReshardHandoff {
   readonly stats: () => { readonly staged: number; readonly released: number; readonly deduplicated: number }
 }
 
-/** The identity of an event: its name and the JSON of its data. */
-export const identity = (dispatch: Dispatch): string => `${dispatch.name}\u0000${JSON.stringify(dispatch.data)}`
+/** The identity of an event: its name and the JSON of its data (the received text when it was kept). */
+export const identity = (dispatch: Dispatch): string =>
+  `${dispatch.name}\u0000${rawData(dispatch) ?? JSON.stringify(dispatch.data)}`
 
 interface Staged {
   readonly dispatch: Dispatch

@@ -158,6 +158,14 @@ interface PendingCommand {
 
 const decodeReady = Schema.decodeUnknownResult(ReadyData)
 
+const parseJson = (text: string): Result.Result<unknown, unknown> => {
+  try {
+    return Result.succeed(JSON.parse(text))
+  } catch (error) {
+    return Result.fail(error)
+  }
+}
+
 const defaultProperties = { os: process.platform, browser: "effect-discord-gateway", device: "effect-discord-gateway" }
 
 const byteLength = (text: string): number => {
@@ -243,6 +251,11 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
   let stopping: { readonly resumable: boolean } | null = null
   let pending: PendingCommand | undefined
   const stateRef = yield* SubscriptionRef.make(initialState(shardId, shardCount))
+  /** A dispatch whose data, parsed lazily by a reader, was not JSON: reported at the next frame. */
+  let lazyDataError: string | undefined
+  const onLazyDataError: Dispatch.LazyDataError = (dispatch) => {
+    lazyDataError = `malformed gateway frame (op 0 ${dispatch.name}): data is not valid JSON`
+  }
   const commands = yield* Queue.bounded<PendingCommand>(options.commandBuffer ?? 1000)
   const stopSignal = yield* Deferred.make<void>()
 
@@ -311,6 +324,9 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     let lastBeatAt = 0
     /** The reader is waiting in `publish` (a "suspend" subscriber's buffer is full). */
     let publishing = false
+    const publishDone = Effect.sync(() => {
+      publishing = false
+    })
     let heldAtLastBeat = false
     let progressAt = 0
     let limiter: SendLimiter.SendLimiter | undefined
@@ -421,32 +437,49 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
         if (error.op === 10 || error.event === "READY") yield* finish({ kind: "closed" }, ResumableCloseCode)
       })
 
-    const onDispatch = (frame: Extract<ServerFrame, { op: 0 }>) =>
+    const onReady = (frame: Extract<ServerFrame, { op: 0 }>) =>
       Effect.gen(function*() {
-        const { s, t } = frame
-        const data = frame.d
-        if (t === "READY") {
-          const decoded = decodeReady(frame.d)
-          if (decoded._tag === "Failure") {
-            return yield* onDecodeError(new FrameDecodeError({ op: 0, event: "READY", detail: decoded.failure.message }))
-          }
-          session = { sessionId: decoded.success.session_id, resumeUrl: decoded.success.resume_gateway_url, sequence: s }
-          yield* saveSession
-          yield* becameReady
-        } else {
-          if (session !== null) {
-            // A replayed or repeated dispatch of this session is delivered once.
-            if (session.sequence !== null && s <= session.sequence) return
-            session.sequence = s
-          }
-          if (t === "RESUMED") yield* becameReady
-          else if (!ready) progressAt = clock.currentTimeMillisUnsafe()
+        const parsed = frame.dataStart === undefined
+          ? Result.succeed(frame.d)
+          : Result.map(parseJson(frame.text), (whole) => (whole as { readonly d?: unknown }).d)
+        if (Result.isFailure(parsed)) {
+          return yield* onDecodeError(new FrameDecodeError({ op: 0, event: "READY", detail: "data is not valid JSON" }))
         }
+        const data = parsed.success
+        const decoded = decodeReady(data)
+        if (decoded._tag === "Failure") {
+          return yield* onDecodeError(new FrameDecodeError({ op: 0, event: "READY", detail: decoded.failure.message }))
+        }
+        session = { sessionId: decoded.success.session_id, resumeUrl: decoded.success.resume_gateway_url, sequence: frame.s }
+        yield* saveSession
+        yield* becameReady
         lastDispatchAt = clock.currentTimeMillisUnsafe()
-        publishing = true
-        yield* sink.publish(Dispatch.make(shardId, s, t, data))
-        publishing = false
+        yield* publish(Dispatch.make(shardId, frame.s, frame.t, data))
       })
+
+    const publish = (dispatch: Dispatch.Dispatch) => {
+      publishing = true
+      return Effect.andThen(sink.publish(dispatch), publishDone)
+    }
+
+    // The per-event path: no generator, one Dispatch object, one publish.
+    const onDispatch = (frame: Extract<ServerFrame, { op: 0 }>): Effect.Effect<void> => {
+      const { s, t } = frame
+      if (t === "READY") return onReady(frame)
+      if (session !== null) {
+        // A replayed or repeated dispatch of this session is delivered once.
+        if (session.sequence !== null && s <= session.sequence) return Effect.void
+        session.sequence = s
+      }
+      const now = clock.currentTimeMillisUnsafe()
+      lastDispatchAt = now
+      const dispatch = frame.dataStart === undefined
+        ? Dispatch.make(shardId, s, t, frame.d)
+        : Dispatch.makeLazy(shardId, s, t, frame.text, frame.dataStart, onLazyDataError)
+      if (t === "RESUMED") return Effect.andThen(becameReady, publish(dispatch))
+      if (!ready) progressAt = now
+      return publish(dispatch)
+    }
 
     const onFrame = (frame: ServerFrame): Effect.Effect<void> => {
       switch (frame.op) {
@@ -525,6 +558,11 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
           const frame = decodeServerFrame(text)
           if (frame instanceof FrameDecodeError) yield* onDecodeError(frame)
           else yield* onFrame(frame)
+          if (lazyDataError !== undefined) {
+            const detail = lazyDataError
+            lazyDataError = undefined
+            yield* onDecodeError(new FrameDecodeError({ op: 0, event: null, detail }))
+          }
         }
       }
     }).pipe(Effect.catchTag("ConnectionClosed", onClosed))

@@ -1,15 +1,27 @@
 /**
  * Decoding of server frames (PROTOCOL.md §1.3): the envelope `{op, d, s, t}` is checked eagerly and by hand
  * (this runs for every event); the payloads of the rare control ops (Hello, Invalid Session) are checked
- * here too, and a malformed one is a `FrameDecodeError`, never silently dropped. Dispatch data is left
- * as-is: the shard decodes the few events it needs itself (READY, …) and users get the rest untouched.
+ * here too, and a malformed one is a `FrameDecodeError`, never silently dropped.
+ *
+ * Dispatch data is not parsed here when it need not be: Discord writes dispatches as
+ * `{"t":"NAME","s":N,"op":0,"d":…}`, so the envelope is read off the text and `d` left in it (`dataStart`)
+ * for whoever reads it — an event nobody subscribed to costs no JSON.parse. Any other key order or spacing
+ * takes the full parse (and keys after `d` are handled when the data is read).
  *
  * Unknown opcodes come back as `{ op: "unknown" }` and unknown keys are ignored (item 51).
  */
 import { FrameDecodeError } from "../Errors.ts"
 
 export type ServerFrame =
-  | { readonly op: 0; readonly s: number; readonly t: string; readonly d: unknown }
+  /** A dispatch: `d` parsed, or (`dataStart` set) left in `text`, from `dataStart` to the closing brace. */
+  | {
+    readonly op: 0
+    readonly s: number
+    readonly t: string
+    readonly d: unknown
+    readonly text: string
+    readonly dataStart: number | undefined
+  }
   | { readonly op: 1 }
   | { readonly op: 7 }
   | { readonly op: 9; readonly resumable: boolean }
@@ -23,8 +35,31 @@ const HeartbeatAck: ServerFrame = { op: 11 }
 
 const fail = (op: number | null, event: string | null, detail: string) => new FrameDecodeError({ op, event, detail })
 
+const DispatchPrefix = '{"t":"'
+const SeqKey = ',"s":'
+const OpAndData = ',"op":0,"d":'
+
+/** Reads a dispatch in Discord's layout without parsing `d`; undefined when the text is laid out otherwise. */
+const scanDispatch = (text: string): ServerFrame | undefined => {
+  if (!text.startsWith(DispatchPrefix) || text.charCodeAt(text.length - 1) !== 125 /* } */) return undefined
+  const nameEnd = text.indexOf('"', DispatchPrefix.length)
+  if (nameEnd === -1) return undefined
+  const t = text.slice(DispatchPrefix.length, nameEnd)
+  if (t.length === 0 || t.includes("\\") || !text.startsWith(SeqKey, nameEnd + 1)) return undefined
+  let i = nameEnd + 1 + SeqKey.length
+  let s = 0
+  const digitsStart = i
+  for (let c = text.charCodeAt(i); c >= 48 && c <= 57; c = text.charCodeAt(++i)) s = s * 10 + (c - 48)
+  if (i === digitsStart || i - digitsStart > 15 || !text.startsWith(OpAndData, i)) return undefined
+  const dataStart = i + OpAndData.length
+  if (dataStart >= text.length - 1) return undefined
+  return { op: 0, s, t, d: undefined, text, dataStart }
+}
+
 /** Decodes one complete gateway message (text). Returns the frame, or the error describing what is wrong. */
 export const decodeServerFrame = (text: string): ServerFrame | FrameDecodeError => {
+  const dispatch = scanDispatch(text)
+  if (dispatch !== undefined) return dispatch
   let raw: unknown
   try {
     raw = JSON.parse(text)
@@ -40,7 +75,7 @@ export const decodeServerFrame = (text: string): ServerFrame | FrameDecodeError 
       const { s, t } = frame
       if (typeof t !== "string") return fail(0, null, "dispatch without a string `t`")
       if (typeof s !== "number" || !Number.isInteger(s)) return fail(0, t, "dispatch without an integer `s`")
-      return { op: 0, s, t, d: frame.d }
+      return { op: 0, s, t, d: frame.d, text, dataStart: undefined }
     }
     case 1:
       return HeartbeatRequest
