@@ -579,11 +579,23 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
 
   const setPresence = (next: PresenceUpdateData) =>
     Effect.gen(function*() {
-      presence = next // shards started later (a reshard's new set) identify with it
+      presence = next // shards started later identify with it
       yield* Effect.forEach(current.set.running.keys(), (shardId) => send(shardId, { op: 3, d: next }), {
         concurrency: "unbounded",
         discard: true
       })
+      // A reshard's new set may have identified with the old presence already.
+      const coming = staging?.built.set
+      if (coming !== undefined) {
+        // Sent once each new shard is ready; not awaited (that can take the whole reshard).
+        yield* Effect.forkIn(
+          Effect.forEach(coming.running.keys(), (shardId) => Effect.ignore(coming.send(shardId, { op: 3, d: next })), {
+            concurrency: "unbounded",
+            discard: true
+          }),
+          gatewayScope
+        )
+      }
     })
 
   const openShard = (shardId: number) =>

@@ -14,7 +14,9 @@
  * only. (Bounded by the window: without traffic there is nothing to wait for.)
  * At the switch the staged events the old set did not deliver are released in order (`flush`). For one more
  * window both sets stay connected and each event goes through whichever set has it first, the other copy
- * being dropped (`fromOld` / `fromNew`), so a late copy on either side is neither lost nor repeated.
+ * being dropped (`fromOld` / `fromNew`); then the old set is cut off, and for a second window the new set's
+ * late copies of what the old set delivered are still dropped. A late copy on either side is neither lost
+ * nor repeated.
  *
  * Identity is content: event name + the JSON of its data. Discord sends the same payload to every session
  * that receives an event, so the copies match; counting per identity (a multiset) keeps two distinct
@@ -42,7 +44,7 @@ export interface ReshardHandoff {
   readonly fromOld: (dispatch: Dispatch, now: number) => boolean
   /** After the switch: whether to deliver this new-set event (false: the old set already did). */
   readonly fromNew: (dispatch: Dispatch, now: number) => boolean
-  /** Whether the window after the switch has passed (the handoff can be dropped, the old set closed). */
+  /** Whether both windows after the switch have passed (the handoff can be dropped). */
   readonly expired: (now: number) => boolean
   readonly stats: () => { readonly staged: number; readonly released: number; readonly deduplicated: number }
 }
@@ -188,7 +190,9 @@ export const make = (options: {
       return true
     },
     fromNew: (dispatch, now) => {
-      if (switchedAt === undefined || now >= switchedAt + windowMs) return true
+      // Until two windows: the old set may deliver up to one window after the switch, and the new set's
+      // copy of such an event may come up to a window later still.
+      if (switchedAt === undefined || now >= switchedAt + 2 * windowMs) return true
       const key = identity(dispatch)
       if (fromOldSet.take(key, now)) {
         deduplicated++
@@ -197,7 +201,7 @@ export const make = (options: {
       fromNewSet.add(key, now)
       return true
     },
-    expired: (now) => switchedAt !== undefined && now >= switchedAt + windowMs,
+    expired: (now) => switchedAt !== undefined && now >= switchedAt + 2 * windowMs,
     stats: () => ({ staged: stagedTotal, released, deduplicated })
   }
 }

@@ -46,11 +46,13 @@ describe("ReshardHandoff", () => {
     expect(h.fromNew(message(0, 2, "x"), 20)).toBe(false) // new's copy dropped
     expect(h.fromNew(message(0, 3, "y"), 30)).toBe(true) // new first: delivered
     expect(h.fromOld(message(0, 10, "y"), 40)).toBe(false) // old's copy dropped
-    expect(h.expired(999)).toBe(false)
-    expect(h.expired(1000)).toBe(true)
-    expect(h.fromOld(message(0, 11, "z"), 1000)).toBe(false) // past the window the old set is muted
-    expect(h.fromNew(message(0, 4, "z"), 1000)).toBe(true)
-    expect(h.stats()).toMatchObject({ released: 0, deduplicated: 2 })
+    expect(h.fromOld(message(0, 11, "w"), 990)).toBe(true) // the old set's last accepted event…
+    expect(h.fromOld(message(0, 11, "z"), 1000)).toBe(false) // past one window the old set is cut off
+    expect(h.fromNew(message(0, 4, "w"), 1100)).toBe(false) // …its late new copy is still dropped
+    expect(h.fromNew(message(0, 5, "z"), 1100)).toBe(true)
+    expect(h.expired(1999)).toBe(false)
+    expect(h.expired(2000)).toBe(true)
+    expect(h.stats()).toMatchObject({ released: 0, deduplicated: 3 })
   })
 
   it("remembered deliveries expire after two windows", () => {

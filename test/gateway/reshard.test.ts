@@ -156,6 +156,22 @@ describe("resharding", () => {
       }))))
   }
 
+  it.effect("traffic running past the end of the post-switch window, new set slower: no copy delivered twice", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway({ reshard: { dedupWindow: "1 second" } })
+      const delivered = yield* collect(gateway.events("MESSAGE_CREATE"))
+      yield* advance(1000)
+      const sender = yield* Effect.forkScoped(traffic(1600, 20)) // ~16 s: past the switch (~10 s) + window
+      yield* Effect.forkScoped(gateway.reshard(8))
+      for (let t = 0; t < 30_000; t += 50) yield* advance(50)
+      yield* Fiber.join(sender)
+      assertExactlyOnceInGuildOrder(delivered, 1600)
+    }).pipe(Effect.provide(environment({
+      recommendedShards: 4,
+      maxConcurrency: 4,
+      dispatchLatencyMs: { 4: 40, 8: 120 }
+    }))))
+
   it.effect("subscribers see one continuous stream: no end, no restart across the swap; no fiber or socket of the old set remains", () =>
     Effect.gen(function*() {
       const sim = yield* GatewaySimulator
