@@ -63,6 +63,11 @@ export class DispatchSink extends Context.Service<DispatchSink, {
   readonly fail: (error: FatalCloseError) => Effect.Effect<void>
   /** How many subscribers there are now. */
   readonly subscriberCount: Effect.Effect<number>
+  /**
+   * Whether any subscriber wants this event name now. A shard skips building and publishing a dispatch
+   * nobody wants (the hub would drop it anyway): one Set lookup per event.
+   */
+  readonly wants: (name: string) => boolean
 }>()("effect-discord-gateway/DispatchSink") {
   static readonly make = (options: DispatchSinkOptions = {}) =>
     Effect.gen(function*() {
@@ -70,10 +75,21 @@ export class DispatchSink extends Context.Service<DispatchSink, {
       const defaultOverflow = options.overflow ?? "suspend"
       // Copy-on-write: publish iterates a stable array; (un)subscribing replaces it.
       let subscribers: ReadonlyArray<Subscriber> = []
+      /** Names some filtered subscriber wants, or undefined when an unfiltered subscriber wants them all. */
+      let wanted: ReadonlySet<string> | undefined = new Set()
+      const recomputeWanted = () => {
+        const names = new Set<string>()
+        for (const s of subscribers) {
+          if (s.names === undefined) return void (wanted = undefined)
+          for (const name of s.names) names.add(name)
+        }
+        wanted = names
+      }
       let ended: Cause.Cause<DispatchStreamError | Cause.Done> | undefined
 
       const remove = (subscriber: Subscriber) => {
         subscribers = subscribers.filter((s) => s !== subscriber)
+        recomputeWanted()
       }
 
       /** The rare path: count drops and delays, then wait for "suspend" subscribers to take. */
@@ -131,7 +147,10 @@ export class DispatchSink extends Context.Service<DispatchSink, {
             names: subscribeOptions.names === undefined ? undefined : new Set(subscribeOptions.names)
           }
           if (ended !== undefined) Queue.failCauseUnsafe(queue, ended)
-          else subscribers = [...subscribers, subscriber]
+          else {
+            subscribers = [...subscribers, subscriber]
+            recomputeWanted()
+          }
           yield* Effect.addFinalizer(() =>
             Effect.sync(() => {
               remove(subscriber)
@@ -147,6 +166,7 @@ export class DispatchSink extends Context.Service<DispatchSink, {
           ended = cause
           const current = subscribers
           subscribers = []
+          recomputeWanted()
           for (const s of current) Queue.failCauseUnsafe(s.queue, cause)
         })
 
@@ -157,7 +177,8 @@ export class DispatchSink extends Context.Service<DispatchSink, {
         subscribe: (subscribeOptions) => Stream.unwrap(subscription(subscribeOptions)),
         end: closeAll(Cause.fail(Cause.Done())),
         fail: (error) => closeAll(Cause.fail(error)),
-        subscriberCount: Effect.sync(() => subscribers.length)
+        subscriberCount: Effect.sync(() => subscribers.length),
+        wants: (name) => wanted === undefined || wanted.has(name)
       })
     })
 

@@ -235,7 +235,7 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
     ended: false,
     reshard: null
   })
-  const refreshStatus = Effect.gen(function*() {
+  const refreshNow = Effect.gen(function*() {
     const status = yield* snapshot
     yield* SubscriptionRef.set(statusRef, status)
     if (status.ready && !gatewayReady && !status.ended) {
@@ -244,6 +244,21 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
     } else if (!status.ready) {
       gatewayReady = false
     }
+  })
+
+  // Shard phase changes come in storms (a thousand shards starting): they mark the status dirty and one
+  // refresher rebuilds it once per scheduler turn, instead of once per change.
+  let refreshScheduled = false
+  const refreshStatus: Effect.Effect<void> = Effect.suspend(() => {
+    if (refreshScheduled) return Effect.void
+    refreshScheduled = true
+    return Effect.asVoid(Effect.forkIn(
+      Effect.andThen(Effect.yieldNow, Effect.suspend(() => {
+        refreshScheduled = false
+        return refreshNow
+      })),
+      gatewayScope
+    ))
   })
 
   // ---- routes: where a set's dispatches go ----
@@ -283,6 +298,8 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
         cache,
         shardContext,
         route,
+        // During a reshard the handoff needs every event from both sets; otherwise only what subscribers want.
+        wants: (name) => staging !== undefined || handoff !== undefined || hub.wants(name),
         onFatal: (error) => Effect.suspend(() => onFatal(holder.built!, error)),
         onShardReady: (shardId, readyInfo) => Effect.suspend(() => onShardReady(holder.built!, shardId, readyInfo)),
         onChange: Effect.suspend(() => refreshStatus)
@@ -333,7 +350,7 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
       yield* Deferred.fail(ended, error)
       yield* hub.fail(error)
       // Stopping from outside the failing shard's fiber (it is one of the set's).
-      yield* Effect.forkIn(Effect.andThen(stopEverything(false), refreshStatus), gatewayScope)
+      yield* Effect.forkIn(Effect.andThen(stopEverything(false), refreshNow), gatewayScope)
     })
 
   const stopEverything = (resumable: boolean) =>
@@ -349,7 +366,7 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
       if (Deferred.isDoneUnsafe(ended)) return
       yield* stopEverything(shutdownOptions?.resumable ?? true)
       yield* Deferred.succeed(ended, undefined)
-      yield* refreshStatus
+      yield* refreshNow
       yield* hub.end
     })
 
@@ -412,7 +429,7 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
       const failed = yield* Deferred.make<never, FatalCloseError>()
       staging = { built, ready, failed }
       yield* built.set.startAll
-      yield* refreshStatus
+      yield* refreshNow
 
       const outcome = yield* Effect.raceFirst(Deferred.await(ready), Deferred.await(failed)).pipe(
         Effect.timeoutOrElse({ duration: readyTimeout, orElse: () => Effect.fail("timeout" as const) }),
@@ -427,7 +444,7 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
           ? new ReshardFailed({ from, to: layout.count, reason: "not-ready", detail: `the new shards were not all ready within ${Duration.format(Duration.fromInputUnsafe(readyTimeout))}` })
           : new ReshardFailed({ from, to: layout.count, reason: "fatal", detail: outcome.failure.message })
         reshardStatus = { ...reshardStatus, phase: "failed", error: failure.message }
-        yield* refreshStatus
+        yield* refreshNow
         yield* Effect.logError(failure.message)
         return yield* failure
       }
@@ -435,7 +452,7 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
       // Let the old set catch up: events sent before a new shard's READY reached the old set only, and it
       // must have delivered them before the switch (bounded by the window: without traffic, nothing to wait for).
       reshardStatus = { ...reshardStatus, phase: "switching", ready: layout.ids.length }
-      yield* refreshStatus
+      yield* refreshNow
       yield* caughtUp.await.pipe(
         Effect.timeoutOrElse({ duration: Duration.millis(dedupWindowMs), orElse: () => Effect.void })
       )
@@ -462,7 +479,7 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
       }))
       gatewayReady = false
       reshardStatus = { ...reshardStatus, phase: "draining" }
-      yield* refreshStatus
+      yield* refreshNow
 
       // Drain: the old set's late copies get the window; member requests in flight on it may finish there
       // (up to the drain timeout). Then its Scope closes (1000): no fiber or socket of it remains.
@@ -474,7 +491,7 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
       yield* Scope.close(old.scope, Exit.void)
       const stats = h.stats()
       reshardStatus = { ...reshardStatus, phase: "done" }
-      yield* refreshStatus
+      yield* refreshNow
       yield* Effect.logInfo(`resharded ${from} → ${layout.count}: ${stats.released} staged events released, ${stats.deduplicated} duplicates dropped`)
     })
 

@@ -76,7 +76,7 @@ export interface IdentifyRateLimiterOptions {
 export const defaultWindowMs = 5_000
 
 /** Added to the window by `layerFromGatewayInfo`: network jitter between a grant and Discord's receipt. */
-export const networkMarginMs = 100
+export const networkMarginMs = 30
 /** The budget window assumed after a reset, until fresh numbers arrive (Discord: 24 h). */
 export const budgetWindowMs = 86_400_000
 

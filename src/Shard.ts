@@ -129,6 +129,8 @@ export interface Shard {
   readonly stop: (options?: { readonly resumable?: boolean }) => Effect.Effect<void>
   /** Waits for the shard to end: succeeds after `stop`, fails with the fatal close error otherwise. */
   readonly join: Effect.Effect<void, FatalCloseError>
+  /** Dispatches received per event name since the last call (for metrics; every event counts). */
+  readonly takeEventCounts: () => ReadonlyMap<string, number>
 }
 
 /** The default reconnect schedule: 1 s, 2 s, 4 s … capped at 60 s, each delay × U[1, 1.25) (never below 1 s). */
@@ -251,6 +253,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
   let stopping: { readonly resumable: boolean } | null = null
   let pending: PendingCommand | undefined
   const stateRef = yield* SubscriptionRef.make(initialState(shardId, shardCount))
+  let eventCounts = new Map<string, number>()
   /** A dispatch whose data, parsed lazily by a reader, was not JSON: reported at the next frame. */
   let lazyDataError: string | undefined
   const onLazyDataError: Dispatch.LazyDataError = (dispatch) => {
@@ -457,14 +460,18 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
         yield* publish(Dispatch.make(shardId, frame.s, frame.t, data))
       })
 
-    const publish = (dispatch: Dispatch.Dispatch) => {
+    const publish = (dispatch: Dispatch.Dispatch): Effect.Effect<void> => {
+      const published = sink.publish(dispatch)
+      // Every buffer had room: done, nothing to wait for (the common case allocates nothing more).
+      if (published === Effect.void) return published
       publishing = true
-      return Effect.andThen(sink.publish(dispatch), publishDone)
+      return Effect.andThen(published, publishDone)
     }
 
     // The per-event path: no generator, one Dispatch object, one publish.
     const onDispatch = (frame: Extract<ServerFrame, { op: 0 }>): Effect.Effect<void> => {
       const { s, t } = frame
+      eventCounts.set(t, (eventCounts.get(t) ?? 0) + 1)
       if (t === "READY") return onReady(frame)
       if (session !== null) {
         // A replayed or repeated dispatch of this session is delivered once.
@@ -473,11 +480,13 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       }
       const now = clock.currentTimeMillisUnsafe()
       lastDispatchAt = now
+      if (!ready) progressAt = now
+      // Nobody wants it (no subscriber, no runtime bookkeeping): the sequence is tracked, nothing is built.
+      if (t !== "RESUMED" && !sink.wants(t)) return Effect.void
       const dispatch = frame.dataStart === undefined
         ? Dispatch.make(shardId, s, t, frame.d)
         : Dispatch.makeLazy(shardId, s, t, frame.text, frame.dataStart, onLazyDataError)
       if (t === "RESUMED") return Effect.andThen(becameReady, publish(dispatch))
-      if (!ready) progressAt = now
       return publish(dispatch)
     }
 
@@ -649,7 +658,12 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
         yield* Deferred.succeed(stopSignal, undefined)
         yield* Effect.ignore(Fiber.join(fiber))
       }),
-    join: Fiber.join(fiber)
+    join: Fiber.join(fiber),
+    takeEventCounts: () => {
+      const counts = eventCounts
+      eventCounts = new Map()
+      return counts
+    }
   }
   return shard
 })

@@ -44,6 +44,17 @@ export interface RunningShard {
 
 export type Route = (dispatch: Dispatch, startup: boolean) => Effect.Effect<void>
 
+/** The events a set needs itself (cache, readiness, member requests), whoever subscribes. */
+const RuntimeEvents: ReadonlySet<string> = new Set([
+  "READY",
+  "RESUMED",
+  "GUILD_CREATE",
+  "GUILD_UPDATE",
+  "GUILD_DELETE",
+  "GUILD_MEMBERS_CHUNK",
+  "RATE_LIMITED"
+])
+
 export interface ShardSetParams {
   readonly layout: ShardLayout
   /** Options of one shard (read when it starts: presence may have changed). */
@@ -55,6 +66,8 @@ export interface ShardSetParams {
   readonly shardContext: Context.Context<GatewayTransport | SessionStore | IdentifyRateLimiter>
   /** Where dispatches go at first. */
   readonly route: Route
+  /** Whether an event name is wanted downstream now (subscribers, or a reshard recording everything). */
+  readonly wants: (name: string) => boolean
   readonly onFatal: (error: FatalCloseError) => Effect.Effect<void>
   readonly onShardReady: (shardId: number, info: ShardReadiness.ReadyInfo) => Effect.Effect<void>
   /** Something observable changed (a phase, readiness). */
@@ -84,7 +97,6 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
   const guildsIntent = (params.intents & 1) !== 0
   const running = new Map<number, RunningShard>()
   const fibers = yield* FiberMap.make<number>()
-  const eventCounts = new Map<number, Map<string, number>>()
   let stopping = false
 
   const members = yield* MemberRequests.make({
@@ -95,11 +107,8 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
   })
   const shardOf = (guildId: string) => Number((BigInt(guildId) >> 22n) % BigInt(layout.count))
 
-  const sinkFor = (shardId: number, readiness: ShardReadiness.ShardReadiness) => {
-    const counts = new Map<string, number>()
-    eventCounts.set(shardId, counts)
+  const sinkFor = (readiness: ShardReadiness.ShardReadiness) => {
     return (dispatch: Dispatch): Effect.Effect<void> => {
-      counts.set(dispatch.name, (counts.get(dispatch.name) ?? 0) + 1)
       switch (dispatch.name) {
         case "RESUMED":
           return Effect.andThen(set.route(dispatch, false), readiness.observe(dispatch))
@@ -129,14 +138,15 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
         guildWaitTimeout: params.guildWaitTimeout,
         onReady: (info) => params.onShardReady(shardId, info)
       })
-      const publish = sinkFor(shardId, readiness)
+      const publish = sinkFor(readiness)
       const sink = DispatchSink.of({
         publish,
         subscription: () => Effect.die("a shard's sink is write-only"),
         subscribe: () => Stream.die("a shard's sink is write-only"),
         end: Effect.void,
         fail: () => Effect.void,
-        subscriberCount: Effect.succeed(0)
+        subscriberCount: Effect.succeed(0),
+        wants: (name) => RuntimeEvents.has(name) || params.wants(name)
       })
       const shard = yield* Shard.make(params.shardOptions(shardId)).pipe(
         Effect.provideService(DispatchSink, sink),
@@ -179,10 +189,8 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
   const start = (shardId: number) => Effect.asVoid(FiberMap.run(fibers, shardId, supervised(shardId), { onlyIfMissing: true }))
 
   const flushMetrics = Effect.gen(function*() {
-    for (const [shardId, counts] of eventCounts) {
-      for (const [event, count] of counts) {
-        if (count === 0) continue
-        counts.set(event, 0)
+    for (const [shardId, entry] of running) {
+      for (const [event, count] of entry.shard.takeEventCounts()) {
         yield* Metric.update(
           Metric.withAttributes(Metrics.dispatches, { shard: String(shardId), shardCount: String(layout.count), event }),
           count
@@ -194,13 +202,13 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
   const stopAll = (resumable: boolean) =>
     Effect.gen(function*() {
       stopping = true
+      yield* flushMetrics
       yield* Effect.forEach(running.values(), (entry) => entry.shard.stop({ resumable }), {
         concurrency: "unbounded",
         discard: true
       })
       yield* FiberMap.clear(fibers)
       yield* members.shutdown
-      yield* flushMetrics
     })
   yield* Effect.addFinalizer(() => stopAll(false))
 
