@@ -8,6 +8,7 @@ import { Clock, Effect, Exit, Fiber, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import type { IdentifyRateLimiterOptions } from "../src/IdentifyRateLimiter.ts"
 import { IdentifyRateLimiter } from "../src/IdentifyRateLimiter.ts"
+import { maxInAnyWindow } from "./support/slidingWindow.ts"
 
 interface Grant {
   readonly shardId: number
@@ -34,18 +35,6 @@ const harness = (options: IdentifyRateLimiterOptions) =>
   })
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
-
-/** The largest number of the given times inside one half-open window `[t, t + windowMs)`. */
-const maxInAnyWindow = (values: ReadonlyArray<number>, windowMs: number): number => {
-  const times = [...values].sort((a, b) => a - b)
-  let max = 0
-  let first = 0
-  for (let last = 0; last < times.length; last++) {
-    while (times[last]! - times[first]! >= windowMs) first++
-    max = Math.max(max, last - first + 1)
-  }
-  return max
-}
 
 describe("IdentifyRateLimiter", () => {
   it.effect("item 18: 16 shards, max_concurrency 4, asking at once: bucket by bucket every 5 s, ascending ids", () =>

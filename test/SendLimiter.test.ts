@@ -8,18 +8,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Exit, Fiber, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import * as SendLimiter from "../src/SendLimiter.ts"
-
-/** The largest number of the given send times inside one half-open window `[t, t + windowMs)`. */
-const maxInAnyWindow = (sendTimes: ReadonlyArray<number>, windowMs: number): number => {
-  const times = [...sendTimes].sort((a, b) => a - b)
-  let max = 0
-  let first = 0
-  for (let last = 0; last < times.length; last++) {
-    while (times[last]! - times[first]! >= windowMs) first++
-    max = Math.max(max, last - first + 1)
-  }
-  return max
-}
+import { maxInAnyWindow } from "./support/slidingWindow.ts"
 
 /** A test connection: the limiter plus a log of every send time and of the order commands went out in. */
 const harness = (options: Parameters<typeof SendLimiter.make>[0]) =>

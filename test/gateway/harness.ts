@@ -2,7 +2,7 @@
  * Test harness for Gateway tests: a Gateway wired to the in-process simulator (gateway and /gateway/bot)
  * under TestClock. Heartbeat interval I = 1500 ms.
  */
-import { Effect, Layer, Redacted } from "effect"
+import { Layer, Redacted } from "effect"
 import { Cache } from "../../src/Cache.ts"
 import { Gateway, type GatewayLayerOptions } from "../../src/Gateway.ts"
 import { GatewayInfo } from "../../src/GatewayInfo.ts"

@@ -42,9 +42,30 @@ const Services = Layer.mergeAll(
   DispatchSink.layer()
 )
 
+/** The simulator socket server in the test's Scope: a 500 ms heartbeat, one guild. */
+const startServer = (options: Partial<SimulatorSocketServer.SimulatorSocketServerOptions> = {}) =>
+  SimulatorSocketServer.make({ token: Token, heartbeatIntervalMs: 500, guilds: [Guild], ...options })
+
 /** Waits (bounded) for the first state matching `predicate`; `changes` emits the current state first. */
 const awaitState = (shard: Shard.Shard, predicate: (state: ShardState) => boolean) =>
   shard.changes.pipe(Stream.filter(predicate), Stream.runHead, Effect.timeout(Bound))
+
+/** Shard 0 of 1 over NodeTransport against `server`, once it is ready. */
+const readyShard = (server: SimulatorSocketServer.SimulatorSocketServer, compression: Compression) =>
+  Effect.gen(function*() {
+    const shard = yield* Shard.make({
+      token: Redacted.make(Token),
+      shardId: 0,
+      shardCount: 1,
+      intents: Intents.Guilds | Intents.GuildMessages,
+      gatewayUrl: server.gatewayUrl,
+      compression,
+      // a failed connection is retried quickly (the default waits ≥ 1 s)
+      reconnectSchedule: Schedule.spaced("20 millis")
+    })
+    yield* awaitState(shard, (s) => s.phase === "ready")
+    return shard
+  })
 
 const post = (url: string, body?: string) =>
   Effect.promise(async () => (await fetch(url, body === undefined ? { method: "POST" } : { method: "POST", body })).status)
@@ -66,12 +87,7 @@ describe("Shard over WebSocket (NodeTransport ↔ SimulatorSocketServer)", () =>
       `${name}: READY, ${LiveMessages} dispatches, drop → RESUME at the resume URL (fresh context), missed dispatches once, stop 1000 (items 20, 21, 23, 38, 46, 48)`,
       () =>
         Effect.gen(function*() {
-          const server = yield* SimulatorSocketServer.make({
-            token: Token,
-            heartbeatIntervalMs: 500,
-            guilds: [Guild],
-            splitCompressedFrames: split
-          })
+          const server = yield* startServer({ splitCompressedFrames: split })
           const sim = server.controls
           const sink = yield* DispatchSink
           const received = yield* Queue.unbounded<Dispatch>()
@@ -84,17 +100,7 @@ describe("Shard over WebSocket (NodeTransport ↔ SimulatorSocketServer)", () =>
               return out
             }).pipe(Effect.timeout(Bound))
 
-          const shard = yield* Shard.make({
-            token: Redacted.make(Token),
-            shardId: 0,
-            shardCount: 1,
-            intents: Intents.Guilds | Intents.GuildMessages,
-            gatewayUrl: server.gatewayUrl,
-            compression,
-            // a failed connection is retried quickly (the default waits ≥ 1 s)
-            reconnectSchedule: Schedule.spaced("20 millis")
-          })
-          yield* awaitState(shard, (s) => s.phase === "ready")
+          const shard = yield* readyShard(server, compression)
 
           // ≥ 60 messages through one compression context (item 46)
           for (let i = 0; i < LiveMessages; i++) yield* sim.dispatch("MESSAGE_CREATE", message(`live-${i}`))
@@ -158,18 +164,9 @@ describe("Shard over WebSocket (NodeTransport ↔ SimulatorSocketServer)", () =>
 
   it.live("zlib-stream: op 7 and a zombie connection close with 4000 on the wire and RESUME at the resume URL (items 9, 22)", () =>
     Effect.gen(function*() {
-      const server = yield* SimulatorSocketServer.make({ token: Token, heartbeatIntervalMs: 500, guilds: [Guild] })
+      const server = yield* startServer()
       const sim = server.controls
-      const shard = yield* Shard.make({
-        token: Redacted.make(Token),
-        shardId: 0,
-        shardCount: 1,
-        intents: Intents.Guilds | Intents.GuildMessages,
-        gatewayUrl: server.gatewayUrl,
-        compression: "zlib-stream",
-        reconnectSchedule: Schedule.spaced("20 millis")
-      })
-      yield* awaitState(shard, (s) => s.phase === "ready")
+      const shard = yield* readyShard(server, "zlib-stream")
 
       // op 7: the shard closes with a resumable code (the server sees it in the close frame) and resumes
       expect(yield* post(`${server.controlUrl}/reconnect?shard=0`)).toBe(204)
@@ -192,18 +189,9 @@ describe("Shard over WebSocket (NodeTransport ↔ SimulatorSocketServer)", () =>
 
   it.live("item 28: a resume URL that refuses the upgrade (HTTP 503) → the next attempt RESUMEs at the base URL", () =>
     Effect.gen(function*() {
-      const server = yield* SimulatorSocketServer.make({ token: Token, heartbeatIntervalMs: 500, guilds: [Guild] })
+      const server = yield* startServer()
       const sim = server.controls
-      const shard = yield* Shard.make({
-        token: Redacted.make(Token),
-        shardId: 0,
-        shardCount: 1,
-        intents: Intents.Guilds | Intents.GuildMessages,
-        gatewayUrl: server.gatewayUrl,
-        compression: "zlib-stream",
-        reconnectSchedule: Schedule.spaced("20 millis")
-      })
-      yield* awaitState(shard, (s) => s.phase === "ready")
+      const shard = yield* readyShard(server, "zlib-stream")
       yield* sim.refuseConnections(server.resumeUrl, true)
       expect(yield* post(`${server.controlUrl}/drop?shard=0`)).toBe(204)
       yield* awaitState(shard, (s) => s.phase === "ready" && s.resumes === 1)

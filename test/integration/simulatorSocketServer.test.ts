@@ -95,7 +95,7 @@ const ZlibMarker = "0000ffff"
  * Decodes one connection's frames with node:zlib: the whole stream so far is decompressed at each message
  * end and the new text is the message (zlib: at a frame ending `00 00 ff ff`; zstd: every frame).
  */
-const decoder = (kind: "none" | "zlib-stream" | "zstd-stream") => {
+const decoder = (kind: Kind) => {
   const parts: Array<Buffer> = []
   let seen = 0
   return (frame: RawFrame): string | undefined => {
@@ -127,6 +127,23 @@ const nextMessage = (client: RawClient, decode: (frame: RawFrame) => string | un
 
 const identify = (client: RawClient) =>
   client.send({ op: 2, d: { token: Token, intents: 1, properties: { os: "linux", browser: "t", device: "t" } } })
+
+type Kind = "none" | "zlib-stream" | "zstd-stream"
+
+/** The base URL with `v`, `encoding` and, unless `kind` is "none", `compress`. */
+const baseUrl = (server: SimulatorSocketServer.SimulatorSocketServer, kind: Kind) =>
+  `${server.gatewayUrl}${Query}${kind === "none" ? "" : `&compress=${kind}`}`
+
+/** A bare client on the base URL that read Hello, sent IDENTIFY and read READY (returned with its decoder). */
+const identifiedClient = (server: SimulatorSocketServer.SimulatorSocketServer, kind: Kind = "none") =>
+  Effect.gen(function*() {
+    const client = yield* rawClient(baseUrl(server, kind))
+    const decode = decoder(kind)
+    yield* nextMessage(client, decode)
+    identify(client)
+    const ready = yield* nextMessage(client, decode)
+    return { client, decode, ready }
+  })
 
 describe("SimulatorSocketServer", () => {
   it.live("§1.1: GET /api/v10/gateway/bot needs `Authorization: Bot <token>` (401 otherwise); /gateway gives the url", () =>
@@ -164,8 +181,7 @@ describe("SimulatorSocketServer", () => {
     it.live(`a bare ws client gets Hello (${kind === "none" ? "text frame" : `${kind}, binary, decoded with node:zlib`}) and READY`, () =>
       Effect.gen(function*() {
         const server = yield* start()
-        const compress = kind === "none" ? "" : `&compress=${kind}`
-        const client = yield* rawClient(`${server.gatewayUrl}${Query}${compress}`)
+        const client = yield* rawClient(baseUrl(server, kind))
         const decode = decoder(kind)
         const first = yield* client.next
         if (kind === "zlib-stream") {
@@ -182,7 +198,7 @@ describe("SimulatorSocketServer", () => {
         const guildCreate = yield* nextMessage(client, decode)
         expect(guildCreate).toMatchObject({ op: 0, t: "GUILD_CREATE", s: 2, d: { id: Guild } })
         const connections = yield* server.controls.connections
-        expect(connections.map((c) => c.url)).toEqual([`${server.gatewayUrl}${Query}${compress}`])
+        expect(connections.map((c) => c.url)).toEqual([baseUrl(server, kind)])
       }))
   }
 
@@ -190,11 +206,7 @@ describe("SimulatorSocketServer", () => {
     it.live(`${kind}: a 1.5 MB dispatch between small ones is one WS message each, in order (§5.1)`, () =>
       Effect.gen(function*() {
         const server = yield* start()
-        const client = yield* rawClient(`${server.gatewayUrl}${Query}&compress=${kind}`)
-        const decode = decoder(kind)
-        yield* nextMessage(client, decode)
-        identify(client)
-        yield* nextMessage(client, decode) // READY
+        const { client, decode } = yield* identifiedClient(server, kind)
         yield* nextMessage(client, decode) // GUILD_CREATE
         const members = Array.from({ length: 30_000 }, (_, i) => ({ user: { id: `${1e17 + i * 7919}`, username: `u${i}` } }))
         yield* server.controls.dispatch("MESSAGE_CREATE", { guild_id: Guild, id: "before" })
@@ -229,11 +241,7 @@ describe("SimulatorSocketServer", () => {
     Effect.gen(function*() {
       const server = yield* start()
       const scope = yield* Scope.make()
-      const first = yield* rawClient(`${server.gatewayUrl}${Query}&compress=zlib-stream`).pipe(Scope.provide(scope))
-      const decode1 = decoder("zlib-stream")
-      yield* nextMessage(first, decode1)
-      identify(first)
-      const ready = yield* nextMessage(first, decode1)
+      const { client: first, decode: decode1, ready } = yield* identifiedClient(server, "zlib-stream").pipe(Scope.provide(scope))
       yield* nextMessage(first, decode1) // GUILD_CREATE, s = 2
       first.ws.close(4000, "resume")
       expect(yield* server.awaitClosed(1)).toBe(4000)
@@ -256,11 +264,7 @@ describe("SimulatorSocketServer", () => {
   it.live("control endpoint: heartbeat-request, dispatch, raw, reconnect, invalidate, close, and bad requests", () =>
     Effect.gen(function*() {
       const server = yield* start()
-      const client = yield* rawClient(`${server.gatewayUrl}${Query}`)
-      const decode = decoder("none")
-      yield* nextMessage(client, decode)
-      identify(client)
-      yield* nextMessage(client, decode) // READY
+      const { client, decode } = yield* identifiedClient(server)
       yield* nextMessage(client, decode) // GUILD_CREATE
 
       expect((yield* control(server, "heartbeat-request?shard=0")).status).toBe(204)
@@ -300,11 +304,7 @@ describe("SimulatorSocketServer", () => {
   it.live("control drop ends the TCP connection without a close frame (client sees 1006), session kept", () =>
     Effect.gen(function*() {
       const server = yield* start()
-      const client = yield* rawClient(`${server.gatewayUrl}${Query}`)
-      const decode = decoder("none")
-      yield* nextMessage(client, decode)
-      identify(client)
-      yield* nextMessage(client, decode)
+      const { client } = yield* identifiedClient(server)
       expect((yield* control(server, "drop?shard=0")).status).toBe(204)
       expect((yield* client.closed).code).toBe(1006)
       expect(yield* server.awaitClosed(1)).toBe(1006)
@@ -314,11 +314,7 @@ describe("SimulatorSocketServer", () => {
   it.live("control withhold: a heartbeat gets no ACK, while closes still go through", () =>
     Effect.gen(function*() {
       const server = yield* start()
-      const client = yield* rawClient(`${server.gatewayUrl}${Query}`)
-      const decode = decoder("none")
-      yield* nextMessage(client, decode)
-      identify(client)
-      yield* nextMessage(client, decode) // READY
+      const { client, decode } = yield* identifiedClient(server)
       yield* nextMessage(client, decode) // GUILD_CREATE
       expect((yield* control(server, "withhold?shard=0&on=true")).status).toBe(204)
       client.send({ op: 1, d: 2 })

@@ -12,25 +12,22 @@ import { Intents } from "../../src/protocol/Intents.ts"
 import { SessionStore } from "../../src/SessionStore.ts"
 import type { Shard } from "../../src/Shard.ts"
 import { GatewaySimulator, type RecordedFrame } from "../../src/testing/GatewaySimulator.ts"
-import { advance, I, layer, phaseOf, startShard, tau } from "./harness.ts"
-
-/** Moves virtual time by `ms` in 100 ms steps, so every fiber reacts at (about) the right time. */
-const wait = (ms: number) =>
-  Effect.gen(function*() {
-    for (let elapsed = 0; elapsed < ms; elapsed += 100) yield* advance(Math.min(100, ms - elapsed))
-  })
+import { advance, advanceInSteps, I, layer, phaseOf, startShard, tau } from "./harness.ts"
 
 /** The first frame that is not a heartbeat: the session-start frame (IDENTIFY or RESUME). */
 const sessionStart = (frames: ReadonlyArray<RecordedFrame>): RecordedFrame | undefined => frames.find((f) => f.op !== 1)
 
 /**
- * What happened after the server closed a connection with `code`: that connection, the connections opened
- * after it, and the first session-start frame (IDENTIFY or RESUME) sent after it, with its connection.
- * Found by code and time rather than by index, so an unrelated extra reconnect cannot shift it.
+ * Closes shard 0's connection from the server with `code` and lets 8 s pass; then returns what happened
+ * after the close: that connection, the connections opened after it, and the first session-start frame
+ * (IDENTIFY or RESUME) sent after it, with its connection. Found by code and time rather than by index, so
+ * an unrelated extra reconnect cannot shift it.
  */
-const afterClose = (code: number) =>
+const closeAndFollow = (code: number) =>
   Effect.gen(function*() {
     const sim = yield* GatewaySimulator
+    yield* sim.close(0, code)
+    yield* advanceInSteps(8000)
     const connections = yield* sim.connections
     const index = connections.findIndex((c) => c.closeCode === code && c.closedBy === "server")
     expect(index).toBeGreaterThanOrEqual(0)
@@ -59,7 +56,7 @@ const readyShard = (overrides: Parameters<typeof startShard>[0] = {}) =>
     const shard = yield* startShard(overrides)
     yield* advance(100)
     expect(yield* phaseOf(shard)).toBe("ready")
-    yield* wait(I + 500)
+    yield* advanceInSteps(I + 500)
     return shard
   })
 
@@ -76,9 +73,7 @@ describe("close codes", () => {
         const sim = yield* GatewaySimulator
         const shard = yield* readyShard()
         const ready = yield* readyData
-        yield* sim.close(0, code)
-        yield* wait(8000)
-        const { frames, later, start } = yield* afterClose(code)
+        const { frames, later, start } = yield* closeAndFollow(code)
         expect(later[0]!.url.startsWith(sim.options.resumeUrl)).toBe(true)
         expect(start.op).toBe(6)
         expect((start.d as { session_id?: unknown }).session_id).toBe(ready?.session_id)
@@ -92,10 +87,8 @@ describe("close codes", () => {
       Effect.gen(function*() {
         const sim = yield* GatewaySimulator
         const shard = yield* readyShard()
-        yield* sim.close(0, code)
-        yield* wait(8000)
+        const { frames, start, untilStart } = yield* closeAndFollow(code)
         const ready = yield* readyData
-        const { frames, start, untilStart } = yield* afterClose(code)
         for (const connection of untilStart) expect(connection.url.startsWith(sim.options.baseUrl)).toBe(true)
         expect(start.op).toBe(2)
         // The dead session is never resumed.
@@ -107,11 +100,8 @@ describe("close codes", () => {
 
   it.effect("item 33: after 4005 the shard reconnects and starts a session (IDENTIFY or RESUME)", () =>
     Effect.gen(function*() {
-      const sim = yield* GatewaySimulator
       const shard = yield* readyShard()
-      yield* sim.close(0, 4005)
-      yield* wait(8000)
-      const { start } = yield* afterClose(4005)
+      const { start } = yield* closeAndFollow(4005)
       expect([2, 6]).toContain(start.op)
       expect(yield* phaseOf(shard)).toBe("ready")
     }).pipe(Effect.provide(layer())))
@@ -121,7 +111,7 @@ describe("close codes", () => {
       const sim = yield* GatewaySimulator
       const shard = yield* startShard({ token: Redacted.make("not-the-simulator-token") })
       const joined = yield* watchJoin(shard)
-      yield* wait(120_000)
+      yield* advanceInSteps(120_000)
       const connections = yield* sim.connections
       expect(connections.length).toBe(1)
       expect(connections[0]!.closeCode).toBe(4004)
@@ -139,7 +129,7 @@ describe("close codes", () => {
       const shard = yield* readyShard()
       const joined = yield* watchJoin(shard)
       yield* sim.close(0, 4004)
-      yield* wait(120_000)
+      yield* advanceInSteps(120_000)
       expect((yield* sim.connections).length).toBe(1)
       expect((yield* sim.refusedConnections).length).toBe(0)
       const error = fatalError(joined.pollUnsafe())
@@ -191,7 +181,7 @@ describe("close codes", () => {
         const joined = yield* watchJoin(shard)
         yield* advance(100)
         yield* c.trigger
-        yield* wait(120_000)
+        yield* advanceInSteps(120_000)
         const connections = yield* sim.connections
         expect(connections.length).toBe(1)
         expect(connections[0]!.closeCode).toBe(c.code)
@@ -210,7 +200,7 @@ describe("close codes", () => {
       // 4 guilds on one shard, at most 1 per shard: IDENTIFY [0, 1] is refused with 4011.
       const shard = yield* startShard()
       const joined = yield* watchJoin(shard)
-      yield* wait(120_000)
+      yield* advanceInSteps(120_000)
       const connections = yield* sim.connections
       expect(connections.length).toBe(1)
       expect(connections[0]!.closeCode).toBe(4011)
@@ -226,12 +216,9 @@ describe("close codes", () => {
   for (const code of [4006, 4999, 1000, 1001]) {
     it.effect(`item 37: after a server close with ${code} the shard reconnects (not fatal)`, () =>
       Effect.gen(function*() {
-        const sim = yield* GatewaySimulator
         const shard = yield* readyShard()
         const joined = yield* watchJoin(shard)
-        yield* sim.close(0, code)
-        yield* wait(8000)
-        const { start } = yield* afterClose(code)
+        const { start } = yield* closeAndFollow(code)
         expect([2, 6]).toContain(start.op)
         expect(joined.pollUnsafe()).toBeUndefined()
         expect(yield* phaseOf(shard)).toBe("ready")
@@ -280,7 +267,7 @@ describe("close codes", () => {
       yield* sim.refuseConnections(sim.options.baseUrl, true)
       yield* sim.refuseConnections(sim.options.resumeUrl, true)
       const shard = yield* startShard()
-      yield* wait(600_000)
+      yield* advanceInSteps(600_000)
       const refused = yield* sim.refusedConnections
       expect((yield* sim.connections).length).toBe(0)
       const gaps = refused.slice(1).map((r, i) => r.at - refused[i]!.at)
@@ -298,7 +285,7 @@ describe("close codes", () => {
       // Allow connections: the next attempt (≤ 60 s away) succeeds; wait for READY and an ACK (healthy).
       yield* sim.refuseConnections(sim.options.baseUrl, false)
       yield* sim.refuseConnections(sim.options.resumeUrl, false)
-      yield* wait(60_000 + 5000 + 2 * I)
+      yield* advanceInSteps(60_000 + 5000 + 2 * I)
       expect(yield* phaseOf(shard)).toBe("ready")
       expect((yield* sim.serverFrames({ op: 11 })).length).toBeGreaterThan(0)
 
@@ -307,7 +294,7 @@ describe("close codes", () => {
       yield* sim.refuseConnections(sim.options.resumeUrl, true)
       const before = refused.length
       yield* sim.drop(0)
-      yield* wait(10_000)
+      yield* advanceInSteps(10_000)
       const after = (yield* sim.refusedConnections).slice(before)
       expect(after.length).toBeGreaterThanOrEqual(2)
       const firstGap = after[1]!.at - after[0]!.at

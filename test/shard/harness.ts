@@ -1,6 +1,8 @@
 /**
  * Test harness for shard tests: a shard wired to the in-process simulator under TestClock.
- * The heartbeat interval is short (I = 1500 ms, PROTOCOL.md's suggestion for tests).
+ * The heartbeat interval is short (I = 1500 ms, PROTOCOL.md's suggestion for tests). Besides the wiring:
+ * moving virtual time (one step, or many small ones) and recording what a shard publishes (its
+ * dispatches, its states).
  */
 import { Effect, Layer, Redacted, Stream } from "effect"
 import { TestClock } from "effect/testing"
@@ -10,7 +12,7 @@ import { IdentifyRateLimiter, type SessionStartLimit } from "../../src/IdentifyR
 import { Intents } from "../../src/protocol/Intents.ts"
 import { SessionStore } from "../../src/SessionStore.ts"
 import * as Shard from "../../src/Shard.ts"
-import type { ShardPhase } from "../../src/ShardState.ts"
+import type { ShardPhase, ShardState } from "../../src/ShardState.ts"
 import { GatewaySimulator, type SimulatorOptions } from "../../src/testing/GatewaySimulator.ts"
 
 export const token = "test-token.NEVER-SHOWN.abc123"
@@ -62,6 +64,21 @@ export const collectDispatches = Effect.gen(function*() {
   return received
 })
 
+/** The `content` of every MESSAGE_CREATE among `received`, in order. */
+export const messageContents = (received: ReadonlyArray<Dispatch>): Array<unknown> =>
+  received.filter((d) => d.name === "MESSAGE_CREATE").map((d) => (d.data as { readonly content?: unknown }).content)
+
+/** Records every state the shard publishes, from now on (the current one first), in the test's Scope. */
+export const recordStates = (shard: Shard.Shard) =>
+  Effect.gen(function*() {
+    const states: Array<ShardState> = []
+    yield* Effect.forkScoped(
+      Stream.runForEach(shard.changes, (s) => Effect.sync(() => states.push(s))),
+      { startImmediately: true }
+    )
+    return states
+  })
+
 /** Reads a shard's phase. */
 export const phaseOf = (shard: Shard.Shard): Effect.Effect<ShardPhase> => Effect.map(shard.state, (s) => s.phase)
 
@@ -81,4 +98,35 @@ export const advance = (ms: number) =>
     yield* settle
     yield* TestClock.adjust(ms)
     yield* settle
+  })
+
+export interface StepOptions {
+  /** The largest step in ms (default 100: well below I and τ, so every fiber reacts at about its due time). */
+  readonly step?: number
+  /**
+   * `false` (default): the last step is shortened so that exactly `ms` pass. `true`: only whole steps, so
+   * `ms` is rounded up to the next multiple of `step`.
+   */
+  readonly wholeSteps?: boolean
+}
+
+/** Moves virtual time by `ms` in small steps (each one an `advance`); nothing happens for `ms` ≤ 0. */
+export const advanceInSteps = (ms: number, options: StepOptions = {}) =>
+  Effect.gen(function*() {
+    const step = options.step ?? 100
+    for (let elapsed = 0; elapsed < ms; elapsed += step) {
+      yield* advance(options.wholeSteps === true ? step : Math.min(step, ms - elapsed))
+    }
+  })
+
+/**
+ * Starts a shard (`startShard` with `overrides`) and lets it run 2 s in small steps, so its first session
+ * is READY. Returns the simulator, for the test to drive.
+ */
+export const simWithReadyShard = (overrides: Partial<Shard.ShardOptions> = {}) =>
+  Effect.gen(function*() {
+    const sim = yield* GatewaySimulator
+    yield* startShard(overrides)
+    yield* advanceInSteps(2_000)
+    return sim
   })

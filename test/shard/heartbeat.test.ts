@@ -9,7 +9,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Random, Schema } from "effect"
 import { GatewaySimulator, type RecordedFrame } from "../../src/testing/GatewaySimulator.ts"
-import { advance, I, layer, settle, startShard, tau } from "./harness.ts"
+import { advance, advanceInSteps, I, layer, settle, startShard, tau } from "./harness.ts"
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Reading the recordings
@@ -82,12 +82,6 @@ const advanceUntil = <R>(done: Effect.Effect<boolean, never, R>, limitMs: number
     return yield* done
   })
 
-/** Advances `totalMs` of virtual time in `stepMs` steps. */
-const advanceFor = (totalMs: number, stepMs = 100) =>
-  Effect.gen(function*() {
-    for (let elapsed = 0; elapsed < totalMs; elapsed += stepMs) yield* advance(stepMs)
-  })
-
 const lastConnectionId = Effect.gen(function*() {
   const sim = yield* GatewaySimulator
   const connections = yield* sim.connections
@@ -115,7 +109,7 @@ describe("shard heartbeat (PROTOCOL.md §1.4)", () => {
       Effect.gen(function*() {
         const sim = yield* GatewaySimulator
         yield* startShard()
-        yield* advanceFor(I + tau + 500)
+        yield* advanceInSteps(I + tau + 500, { wholeSteps: true })
         const frames = yield* sim.frames
         const beats = beatTimes(frames, 1)
         expect(beats.length).toBeGreaterThan(0)
@@ -165,7 +159,7 @@ describe("shard heartbeat (PROTOCOL.md §1.4)", () => {
         for (let minute = 0; minute < 3; minute++) {
           yield* sim.dispatch("MESSAGE_CREATE", messageIn(minute))
           // Beats are timer-driven: TestClock wakes each at its exact time whatever the step size.
-          yield* advanceFor(60_000, 250)
+          yield* advanceInSteps(60_000, { step: 250 })
         }
         const frames = yield* sim.frames
         // ACKs arrived all along: the connection must still be the first one.
@@ -227,7 +221,7 @@ describe("shard heartbeat (PROTOCOL.md §1.4)", () => {
       // first beat of the new connection (Hello ≤ I + 1000 + step, first beat ≤ Hello + I).
       yield* sim.invalidateSession(0, false)
       expect(yield* advanceUntil(Effect.map(sim.clientFrames({ op: 2 }), (f) => f.length >= 2), 10_000)).toBe(true)
-      yield* advanceFor(3 * I)
+      yield* advanceInSteps(3 * I)
 
       const frames = yield* sim.frames
       const connections = yield* sim.connections
@@ -261,10 +255,10 @@ describe("shard heartbeat (PROTOCOL.md §1.4)", () => {
         const before = yield* beatCount(1)
         const requestedAt = yield* now
         yield* sim.requestHeartbeat(0)
-        yield* advanceFor(tau, 50)
+        yield* advanceInSteps(tau, { step: 50 })
         const later = clientOn(yield* sim.frames, 1, 1).slice(before)
         answers.push({ requestedAt, answeredAt: later[0]?.at })
-        yield* advanceFor(I / 2)
+        yield* advanceInSteps(I / 2, { wholeSteps: true })
       }
       for (const { answeredAt, requestedAt } of answers) {
         expect(answeredAt, `answer to the op 1 sent at ${requestedAt}`).toBeDefined()
@@ -291,7 +285,7 @@ describe("shard heartbeat (PROTOCOL.md §1.4)", () => {
         yield* sim.withholdAcks(0, true)
         const closed = Effect.map(sim.connections, (cs) => cs[0]!.closedAt !== null)
         expect(yield* advanceUntil(closed, 3 * I)).toBe(true)
-        yield* advanceFor(2 * I)
+        yield* advanceInSteps(2 * I)
 
         const frames = yield* sim.frames
         const connections = yield* sim.connections
@@ -322,7 +316,7 @@ describe("shard heartbeat (PROTOCOL.md §1.4)", () => {
       // max_concurrency 1: shard k of 4 may identify only at 5000·k, so shards 1–3 wait W ≥ 5000 > I.
       const count = 4
       for (let id = 0; id < count; id++) yield* startShard({ shardId: id, shardCount: count })
-      yield* advanceFor(5_000 * (count - 1) + 2 * I)
+      yield* advanceInSteps(5_000 * (count - 1) + 2 * I)
 
       const frames = yield* sim.frames
       const connections = yield* sim.connections

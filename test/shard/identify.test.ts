@@ -16,53 +16,20 @@ import type { GatewayCommand, Shard } from "../../src/Shard.ts"
 import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
 import type { RecordedConnection, RecordedFrame } from "../../src/testing/GatewaySimulator.ts"
 import { Redacted } from "../../src/testing/SimulatorRecording.ts"
-import { type GatewayConnection, GatewayTransport } from "../../src/transport/GatewayTransport.ts"
-import { advance, layer, startShard, tau, token } from "./harness.ts"
+import { GatewayTransport } from "../../src/transport/GatewayTransport.ts"
+import { dataOf, isSessionStart } from "../support/recordedFrames.ts"
+import { recordingSends, tokensSent } from "../support/transportWrappers.ts"
+import { advanceInSteps, layer, simWithReadyShard, startShard, tau, token } from "./harness.ts"
 
 // ---------------------------------------------------------------------------------------------------------
 // helpers
 // ---------------------------------------------------------------------------------------------------------
-
-/** Moves virtual time by `ms` in small steps, so every fiber reacts at the right virtual time. */
-const run = (ms: number, step = 100) =>
-  Effect.gen(function*() {
-    for (let left = ms; left > 0; left -= step) yield* advance(Math.min(step, left))
-  })
-
-/** A frame's `d` as an object (IDENTIFY/RESUME `d` always is one). */
-const dataOf = (frame: RecordedFrame): Record<string, unknown> => frame.d as Record<string, unknown>
-
-const isSessionStart = (frame: RecordedFrame): boolean =>
-  frame.direction === "client" && (frame.op === 2 || frame.op === 6)
 
 const isReadyOrResumed = (frame: RecordedFrame): boolean =>
   frame.direction === "server" && frame.op === 0 && (frame.t === "READY" || frame.t === "RESUMED")
 
 /** The shard id an IDENTIFY declares. */
 const identifiedShard = (frame: RecordedFrame): number => (dataOf(frame).shard as [number, number])[0]
-
-/**
- * The simulator's transport, wrapped to keep the raw text of every frame the shard writes: the
- * recordings redact tokens, so the token is compared on these (and never printed).
- */
-const capturingTransport = Effect.gen(function*() {
-  const inner = yield* GatewayTransport
-  const sent: Array<string> = []
-  const transport = GatewayTransport.of({
-    connect: (url) =>
-      Effect.map(inner.connect(url), (connection): GatewayConnection => ({
-        ...connection,
-        send: (frame) => Effect.andThen(Effect.sync(() => sent.push(frame)), connection.send(frame))
-      }))
-  })
-  return { transport, sent }
-})
-
-/** Tokens of the raw IDENTIFY frames the shard wrote. */
-const identifyTokens = (sent: ReadonlyArray<string>): Array<unknown> =>
-  sent.map((text) => JSON.parse(text) as { op: number; d: { token?: unknown } })
-    .filter((frame) => frame.op === 2)
-    .map((frame) => frame.d.token)
 
 const decodeIdentify = Schema.decodeUnknownResult(IdentifyData, { onExcessProperty: "error" })
 
@@ -82,25 +49,23 @@ describe("shard identify conformance", () => {
     "item 11: at most one IDENTIFY per connection, never IDENTIFY and RESUME on one connection (op 7, drop, op 9 true/false, closes)",
     () =>
       Effect.gen(function*() {
-        const sim = yield* GatewaySimulator
-        yield* startShard()
-        yield* run(2_000)
+        const sim = yield* simWithReadyShard()
         yield* sim.reconnect(0) // op 7 → RESUME
-        yield* run(3_000)
+        yield* advanceInSteps(3_000)
         yield* sim.drop(0) // 1006 → RESUME
-        yield* run(3_000)
+        yield* advanceInSteps(3_000)
         yield* sim.invalidateSession(0, true) // op 9 true → RESUME
-        yield* run(3_000)
+        yield* advanceInSteps(3_000)
         yield* sim.invalidateSession(0, false) // op 9 false → IDENTIFY after 1–5 s
-        yield* run(8_000)
+        yield* advanceInSteps(8_000)
         yield* sim.close(0, 4000) // resumable close → RESUME
-        yield* run(3_000)
+        yield* advanceInSteps(3_000)
         yield* sim.close(0, 4009) // session timed out → IDENTIFY
-        yield* run(8_000)
+        yield* advanceInSteps(8_000)
         yield* sim.close(0, 4005) // "already authenticated" → reconnect
-        yield* run(8_000)
+        yield* advanceInSteps(8_000)
         yield* sim.reconnect(0)
-        yield* run(3_000)
+        yield* advanceInSteps(3_000)
 
         const frames = yield* sim.frames
         const connections = yield* sim.connections
@@ -144,13 +109,13 @@ describe("shard identify conformance", () => {
     () =>
       Effect.gen(function*() {
         const sim = yield* GatewaySimulator
-        const { sent, transport } = yield* capturingTransport
+        const { sent, transport } = yield* recordingSends
         const intents = Intents.Guilds | Intents.GuildMessages | Intents.MessageContent
         const properties = { os: "linux", browser: "conformance-suite", device: "conformance-suite" }
         yield* startShard({ shardId: 1, shardCount: 2, intents, largeThreshold: 120, presence, properties }).pipe(
           Effect.provideService(GatewayTransport, transport)
         )
-        yield* run(1_000)
+        yield* advanceInSteps(1_000)
 
         const [identify, ...others] = yield* sim.clientFrames({ op: 2 })
         expect(others).toEqual([])
@@ -159,7 +124,7 @@ describe("shard identify conformance", () => {
         // the recording carries the redaction marker, never the token
         expect(d.token).toBe(Redacted)
         // the raw frame carried exactly the configured token (compared, not printed) …
-        expect(identifyTokens(sent).map((t) => t === token)).toEqual([true])
+        expect(tokensSent(sent, 2).map((t) => t === token)).toEqual([true])
         // … which the simulator accepted: READY came on that connection, no 4004
         const ready = (yield* sim.serverFrames()).filter((f) => f.connectionId === identify.connectionId && f.t === "READY")
         expect(ready.length).toBe(1)
@@ -186,15 +151,15 @@ describe("shard identify conformance", () => {
   it.effect("item 12: with nothing optional configured, IDENTIFY d holds only well-typed required fields", () =>
     Effect.gen(function*() {
       const sim = yield* GatewaySimulator
-      const { sent, transport } = yield* capturingTransport
+      const { sent, transport } = yield* recordingSends
       yield* startShard().pipe(Effect.provideService(GatewayTransport, transport))
-      yield* run(1_000)
+      yield* advanceInSteps(1_000)
 
       const identifies = yield* sim.clientFrames({ op: 2 })
       expect(identifies.length).toBe(1)
       const d = dataOf(identifies[0]!)
       expect(d.token).toBe(Redacted)
-      expect(identifyTokens(sent).map((t) => t === token)).toEqual([true])
+      expect(tokensSent(sent, 2).map((t) => t === token)).toEqual([true])
       expect((yield* sim.serverFrames()).filter((f) => f.t === "READY").length).toBe(1)
       const decoded = decodeIdentify(d)
       if (decoded._tag === "Failure") return expect.fail(decoded.failure.message)
@@ -221,17 +186,15 @@ describe("shard identify conformance", () => {
     ({ count, id: rawId }) =>
       Effect.gen(function*() {
         const id = rawId % count
-        const sim = yield* GatewaySimulator
-        yield* startShard({ shardId: id, shardCount: count })
-        yield* run(2_000)
+        const sim = yield* simWithReadyShard({ shardId: id, shardCount: count })
         yield* sim.invalidateSession(id, false)
-        yield* run(8_000)
+        yield* advanceInSteps(8_000)
         yield* sim.drop(id) // a RESUME in between changes nothing
-        yield* run(2_000)
+        yield* advanceInSteps(2_000)
         yield* sim.close(id, 4009)
-        yield* run(7_000)
+        yield* advanceInSteps(7_000)
         yield* sim.invalidateSession(id, false)
-        yield* run(8_000)
+        yield* advanceInSteps(8_000)
 
         const identifies = yield* sim.clientFrames({ op: 2 })
         expect(identifies.length).toBe(4)
@@ -250,13 +213,11 @@ describe("shard identify conformance", () => {
 
   it.effect("item 14: with compress=zlib-stream in the URL, IDENTIFY never asks for compress:true", () =>
     Effect.gen(function*() {
-      const sim = yield* GatewaySimulator
-      yield* startShard({ compression: "zlib-stream" })
-      yield* run(2_000)
+      const sim = yield* simWithReadyShard({ compression: "zlib-stream" })
       yield* sim.drop(0) // a resume connection
-      yield* run(2_000)
+      yield* advanceInSteps(2_000)
       yield* sim.invalidateSession(0, false) // and a second IDENTIFY
-      yield* run(8_000)
+      yield* advanceInSteps(8_000)
 
       const connections = yield* sim.connections
       expect(connections.length).toBeGreaterThanOrEqual(3)
@@ -292,7 +253,7 @@ describe("shard identify conformance", () => {
       const queue = (shard: Shard, command: GatewayCommand) =>
         Effect.forkChild(Effect.andThen(shard.send(command), Effect.sync(() => delivered++)))
       for (const shard of [first, second]) for (const command of commands) yield* queue(shard, command)
-      yield* run(8_000)
+      yield* advanceInSteps(8_000)
       expect(delivered).toBe(commands.length * 2)
 
       // shard 1 resumes on a connection that never gets Hello: it must send nothing there; the queued
@@ -300,7 +261,7 @@ describe("shard identify conformance", () => {
       yield* sim.nextConnection("no-hello")
       yield* sim.drop(1)
       for (const command of commands) yield* queue(second, command)
-      yield* run(30_000)
+      yield* advanceInSteps(30_000)
       expect(delivered).toBe(commands.length * 3)
 
       const frames = yield* sim.frames
@@ -381,7 +342,7 @@ describe("shard identify conformance", () => {
         Effect.gen(function*() {
           const sim = yield* GatewaySimulator
           for (const id of order) yield* startShard({ shardId: id, shardCount: 8 })
-          yield* run(22_000)
+          yield* advanceInSteps(22_000)
 
           const identifies = yield* sim.clientFrames({ op: 2 })
           // each shard identified exactly once, and the simulator (which enforces buckets) never sent op 9
@@ -412,13 +373,13 @@ describe("shard identify conformance", () => {
     Effect.gen(function*() {
       const sim = yield* GatewaySimulator
       for (let id = 0; id < 8; id++) yield* startShard({ shardId: id, shardCount: 8 })
-      yield* run(21_000)
+      yield* advanceInSteps(21_000)
       // three shards of key 0 and one of key 1 need a new session at once
       yield* sim.invalidateSession(0, false)
       yield* sim.invalidateSession(2, false)
       yield* sim.close(4, 4009)
       yield* sim.invalidateSession(3, false)
-      yield* run(25_000)
+      yield* advanceInSteps(25_000)
 
       const identifies = yield* sim.clientFrames({ op: 2 })
       expect(identifies.length).toBe(12)
@@ -441,9 +402,9 @@ describe("shard identify conformance", () => {
     Effect.gen(function*() {
       const sim = yield* GatewaySimulator
       yield* startShard()
-      yield* run(5_000)
+      yield* advanceInSteps(5_000)
       yield* sim.invalidateSession(0, false)
-      yield* run(60_000)
+      yield* advanceInSteps(60_000)
 
       const identifies = yield* sim.clientFrames({ op: 2 })
       expect(identifies.length).toBe(2)
@@ -461,16 +422,16 @@ describe("shard identify conformance", () => {
       // two starts left: shard 0 at 0 s, shard 1 at 5 s (one bucket) — then the budget is 0 until 60 s
       yield* startShard({ shardId: 0, shardCount: 2 })
       yield* startShard({ shardId: 1, shardCount: 2 })
-      yield* run(7_000)
+      yield* advanceInSteps(7_000)
       yield* sim.invalidateSession(0, false)
-      yield* run(5_000)
+      yield* advanceInSteps(5_000)
       yield* sim.dispatch("MESSAGE_CREATE", { guild_id: "41771983423143937", content: "while away" })
       yield* sim.drop(1)
       const droppedAt = 12_000
-      yield* run(10_000)
+      yield* advanceInSteps(10_000)
       yield* sim.close(1, 4000)
       const closedAt = 22_000
-      yield* run(45_000)
+      yield* advanceInSteps(45_000)
 
       const frames = yield* sim.frames
       const identifies = frames.filter((f) => f.direction === "client" && f.op === 2)

@@ -5,85 +5,25 @@
  * IDENTIFY/RESUME frames (logs, errors, state, recordings); and commands across reconnects and stop.
  *
  * The in-process transport opens every connection at once and delivers every frame, so two deadline
- * tests wrap it (test-local): one attempt whose socket never opens, one connection whose dispatches are
- * withheld so READY never comes while heartbeats are still acknowledged.
+ * tests wrap it (test/support/transportWrappers.ts): one attempt whose socket never opens, one connection
+ * whose dispatches are withheld so READY never comes while heartbeats are still acknowledged.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Layer, Logger, Option, References, Stream } from "effect"
-import type { NonEmptyReadonlyArray } from "effect/Array"
 import { mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SessionStore } from "../../src/SessionStore.ts"
 import type { Shard } from "../../src/Shard.ts"
-import type { ShardPhase, ShardState } from "../../src/ShardState.ts"
+import type { ShardPhase } from "../../src/ShardState.ts"
 import { GatewaySimulator, type RecordedFrame } from "../../src/testing/GatewaySimulator.ts"
 import { GatewayTransport } from "../../src/transport/GatewayTransport.ts"
-import { advance, collectDispatches, guilds, I, layer, phaseOf, startShard, tau, token } from "./harness.ts"
-
-/** Moves virtual time by `ms` in 100 ms steps. */
-const wait = (ms: number) =>
-  Effect.gen(function*() {
-    for (let elapsed = 0; elapsed < ms; elapsed += 100) yield* advance(Math.min(100, ms - elapsed))
-  })
-
-/** Records every state the shard publishes, from now on (the current one first). */
-const recordStates = (shard: Shard) =>
-  Effect.gen(function*() {
-    const states: Array<ShardState> = []
-    yield* Effect.forkScoped(
-      Stream.runForEach(shard.changes, (s) => Effect.sync(() => states.push(s))),
-      { startImmediately: true }
-    )
-    return states
-  })
+import { hangingTransport, withholdingDispatches } from "../support/transportWrappers.ts"
+import { advance, advanceInSteps, collectDispatches, guilds, I, layer, messageContents, phaseOf, recordStates, startShard, tau, token } from "./harness.ts"
 
 /** Waits (event-driven, no clock) until the shard reports `phase`: for steps that do real file I/O. */
 const awaitPhase = (shard: Shard, phase: ShardPhase) =>
   shard.changes.pipe(Stream.filter((s) => s.phase === phase), Stream.take(1), Stream.runDrain)
-
-const contentOf = (data: unknown): unknown => (data as { readonly content?: unknown }).content
-
-/** The simulator's transport, with the `nth` connect attempt (1-based) hanging forever (its socket never opens). */
-const hangingTransport = (nth: number) =>
-  Effect.gen(function*() {
-    const inner = yield* GatewayTransport
-    let attempts = 0
-    const log = { attempts: [] as Array<number>, abandoned: false }
-    return {
-      log,
-      transport: GatewayTransport.of({
-        connect: (url) =>
-          Effect.gen(function*() {
-            log.attempts.push(yield* Effect.clockWith((clock) => clock.currentTimeMillis))
-            if (++attempts !== nth) return yield* inner.connect(url)
-            return yield* Effect.never.pipe(Effect.onInterrupt(() =>
-              Effect.sync(() => {
-                log.abandoned = true
-              })
-            ))
-          })
-      })
-    }
-  })
-
-/** The simulator's transport, with every dispatch (op 0) of the `nth` connection withheld; other frames pass. */
-const withholdingDispatches = (nth: number) =>
-  Effect.gen(function*() {
-    const inner = yield* GatewayTransport
-    let opened = 0
-    return GatewayTransport.of({
-      connect: (url) =>
-        Effect.map(inner.connect(url), (connection) => {
-          if (++opened !== nth) return connection
-          const receive: typeof connection.receive = Effect.flatMap(connection.receive, (batch) => {
-            const out = batch.filter((frame) => typeof frame !== "string" || !frame.includes(`"op":0,`))
-            return out.length > 0 ? Effect.succeed(out as unknown as NonEmptyReadonlyArray<string>) : receive
-          })
-          return { ...connection, receive }
-        })
-    })
-  })
 
 const lastOf = <A>(items: ReadonlyArray<A>): A | undefined => items[items.length - 1]
 
@@ -94,10 +34,10 @@ describe("deadlines", () => {
       const { log, transport } = yield* hangingTransport(1)
       const shard = yield* startShard().pipe(Effect.provideService(GatewayTransport, transport))
       const states = yield* recordStates(shard)
-      yield* wait(14_900)
+      yield* advanceInSteps(14_900)
       expect(log.attempts.length).toBe(1)
       expect(log.abandoned).toBe(false)
-      yield* wait(3000)
+      yield* advanceInSteps(3000)
       expect(log.abandoned).toBe(true)
       expect(log.attempts.length).toBe(2)
       const retryAt = log.attempts[1]! - log.attempts[0]!
@@ -113,9 +53,9 @@ describe("deadlines", () => {
       const sim = yield* GatewaySimulator
       yield* sim.nextConnection("no-hello")
       const shard = yield* startShard()
-      yield* wait(19_900)
+      yield* advanceInSteps(19_900)
       expect((yield* sim.connections)[0]!.closedAt).toBeNull()
-      yield* wait(3000)
+      yield* advanceInSteps(3000)
       const [first, second] = yield* sim.connections
       expect(first!.closedBy).toBe("client")
       expect(first!.closedAt! - first!.openedAt).toBeGreaterThanOrEqual(20_000)
@@ -135,12 +75,12 @@ describe("deadlines", () => {
         Effect.provideService(GatewayTransport, transport)
       )
       const states = yield* recordStates(shard)
-      yield* wait(9_900)
+      yield* advanceInSteps(9_900)
       // Heartbeats are acknowledged all along: ACKs are not READY and do not extend its deadline.
       expect((yield* sim.serverFrames({ op: 11 })).length).toBeGreaterThanOrEqual(5)
       expect((yield* sim.connections)[0]!.closedAt).toBeNull()
       expect(yield* phaseOf(shard)).toBe("identifying")
-      yield* wait(8000)
+      yield* advanceInSteps(8000)
       const connections = yield* sim.connections
       const [identify] = yield* sim.clientFrames({ op: 2 })
       expect(identify!.connectionId).toBe(connections[0]!.id)
@@ -172,7 +112,7 @@ describe("state", () => {
       expect(state.phase).toBe("ready")
       if ((yield* sim.serverFrames({ op: 11 })).length === 0) expect(state.latencyMs).toBeNull()
 
-      yield* wait(I + 500)
+      yield* advanceInSteps(I + 500)
       const acks = yield* sim.serverFrames({ op: 11 })
       const beats = yield* sim.clientFrames({ op: 1 })
       expect(acks.length).toBeGreaterThan(0)
@@ -190,9 +130,9 @@ describe("state", () => {
 
       // A resume and a fresh identify later, the counters still match what the gateway saw.
       yield* sim.close(0, 4000)
-      yield* wait(2000)
+      yield* advanceInSteps(2000)
       yield* sim.invalidateSession(0, false)
-      yield* wait(12_000)
+      yield* advanceInSteps(12_000)
       const connections = yield* sim.connections
       const identifies = yield* sim.clientFrames({ op: 2 })
       const resumes = yield* sim.clientFrames({ op: 6 })
@@ -239,7 +179,7 @@ describe("restart", () => {
       // Second process: same options, a fresh store over the same directory.
       const second = yield* startShard().pipe(Effect.provide(SessionStore.layerFile(directory)))
       // Ready, or give up after 10 s of virtual time (an IDENTIFY would wait for the identify window).
-      yield* Effect.raceFirst(awaitPhase(second, "ready"), wait(10_000))
+      yield* Effect.raceFirst(awaitPhase(second, "ready"), advanceInSteps(10_000))
       yield* advance(100)
       expect(yield* phaseOf(second)).toBe("ready")
 
@@ -252,7 +192,7 @@ describe("restart", () => {
       expect(start?.d).toMatchObject({ session_id: sessionId, seq: seqAtStop })
       expect((yield* sim.clientFrames({ op: 2 })).length).toBe(1)
 
-      const contents = received.filter((d) => d.name === "MESSAGE_CREATE").map((d) => contentOf(d.data))
+      const contents = messageContents(received)
       expect(contents).toEqual(["before stop", "between 1", "between 2"])
       const replayed = (yield* sim.serverFrames({ op: 0 })).filter((f) => f.connectionId === connections[1]!.id)
       expect((yield* second.state).sequence).toBe(lastOf(replayed)!.s)
@@ -273,15 +213,15 @@ describe("token secrecy", () => {
       const joined = yield* Effect.forkChild(shard.join)
       yield* advance(100)
       yield* sim.dispatch("MESSAGE_CREATE", { guild_id: guilds[0], content: "hello" })
-      yield* wait(I + 500)
+      yield* advanceInSteps(I + 500)
       yield* sim.close(0, 4000) // → RESUME
-      yield* wait(2000)
+      yield* advanceInSteps(2000)
       yield* sim.sendRaw(0, "{not json") // → a warning
       yield* sim.invalidateSession(0, false) // → IDENTIFY again
-      yield* wait(12_000)
+      yield* advanceInSteps(12_000)
       yield* sim.setToken("a-rotated-token") // the configured token is now wrong
       yield* sim.close(0, 4000) // → RESUME with the old token → 4004
-      yield* wait(5000)
+      yield* advanceInSteps(5000)
 
       const exit = joined.pollUnsafe()
       expect(exit).toBeDefined()
@@ -323,7 +263,7 @@ describe("commands", () => {
       const sim = yield* GatewaySimulator
       const shard = yield* startShard()
       yield* advance(100)
-      yield* wait(I + 500)
+      yield* advanceInSteps(I + 500)
       yield* sim.refuseConnections(sim.options.baseUrl, true)
       yield* sim.refuseConnections(sim.options.resumeUrl, true)
       yield* sim.drop(0)
@@ -331,13 +271,13 @@ describe("commands", () => {
       expect(yield* phaseOf(shard)).not.toBe("ready")
       const presence = { since: null, activities: [{ name: "queued", type: 0 }], status: "dnd", afk: false } as const
       const sending = yield* Effect.forkChild(shard.send({ op: 3, d: presence }))
-      yield* wait(3000)
+      yield* advanceInSteps(3000)
       expect((yield* sim.clientFrames({ op: 3 })).length).toBe(0)
       expect(sending.pollUnsafe()).toBeUndefined()
 
       yield* sim.refuseConnections(sim.options.baseUrl, false)
       yield* sim.refuseConnections(sim.options.resumeUrl, false)
-      yield* wait(6000)
+      yield* advanceInSteps(6000)
       expect(yield* phaseOf(shard)).toBe("ready")
       const updates = yield* sim.clientFrames({ op: 3 })
       expect(updates.length).toBe(1)
@@ -377,7 +317,7 @@ describe("commands", () => {
       const sending = yield* Effect.forkChild(
         shard.send({ op: 3, d: { since: null, activities: [], status: "idle", afk: true } })
       )
-      yield* wait(2000)
+      yield* advanceInSteps(2000)
       expect(sending.pollUnsafe()).toBeUndefined()
       yield* shard.stop()
       yield* advance(100)
@@ -385,7 +325,7 @@ describe("commands", () => {
       expect(exit).toBeDefined()
       expect(Option.getOrUndefined(Exit.findErrorOption(exit!))?._tag).toBe("ShardStopped")
       yield* sim.refuseConnections(sim.options.baseUrl, false)
-      yield* wait(5000)
+      yield* advanceInSteps(5000)
       expect((yield* sim.connections).length).toBe(0)
       expect((yield* sim.clientFrames({ op: 3 })).length).toBe(0)
     }).pipe(Effect.provide(layer())))

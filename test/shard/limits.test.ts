@@ -13,23 +13,15 @@ import { PayloadTooLarge } from "../../src/Errors.ts"
 import type { PresenceUpdateData } from "../../src/protocol/Payloads.ts"
 import type { GatewayCommand } from "../../src/Shard.ts"
 import { GatewaySimulator, type RecordedFrame } from "../../src/testing/GatewaySimulator.ts"
-import { advance, guilds, I, layer, startShard, tau } from "./harness.ts"
+import { maxInAnyWindow } from "../support/slidingWindow.ts"
+import { advance, advanceInSteps, guilds, I, layer, startShard, tau } from "./harness.ts"
 
 const WindowMs = 60_000
 const SendLimit = 120
 const MaxFrameBytes = 4096
 
 /** The most frames of one connection inside any half-open window `[t, t + 60 s)`. */
-const maxInSlidingWindow = (times: ReadonlyArray<number>): number => {
-  const sorted = [...times].sort((a, b) => a - b)
-  let max = 0
-  let first = 0
-  for (let last = 0; last < sorted.length; last++) {
-    while (sorted[last]! - sorted[first]! >= WindowMs) first++
-    max = Math.max(max, last - first + 1)
-  }
-  return max
-}
+const maxInSlidingWindow = (times: ReadonlyArray<number>): number => maxInAnyWindow(times, WindowMs)
 
 /** Client frame times per connection. */
 const clientTimesByConnection = (frames: ReadonlyArray<RecordedFrame>): Map<number, Array<number>> => {
@@ -58,12 +50,6 @@ const expectFramesWithinSize = (frames: ReadonlyArray<RecordedFrame>) => {
   }
 }
 
-/** Advances `totalMs` of virtual time in `stepMs` steps. */
-const advanceFor = (totalMs: number, stepMs = 100) =>
-  Effect.gen(function*() {
-    for (let elapsed = 0; elapsed < totalMs; elapsed += stepMs) yield* advance(stepMs)
-  })
-
 /** Presence update number `n`: `since` numbers it, so the recordings show order and completeness. */
 const presence = (n: number): GatewayCommand => ({
   op: 3,
@@ -87,10 +73,10 @@ describe("shard send limits (PROTOCOL.md §3, §5.1)", () => {
       yield* advance(100)
       const commands = Array.from({ length: 500 }, (_, n) => n % 2 === 0 ? presence(n) : voiceState(n))
       const sends = yield* queueAll(shard.send, commands)
-      yield* advanceFor(150_000)
+      yield* advanceInSteps(150_000)
       // A resumable close mid-way: the rest goes out on a new connection with a fresh budget.
       yield* sim.close(0, 4000)
-      yield* advanceFor(330_000)
+      yield* advanceInSteps(330_000)
       for (const send of sends) expect(Exit.isSuccess(yield* Fiber.await(send))).toBe(true)
 
       const frames = yield* sim.frames
@@ -119,7 +105,7 @@ describe("shard send limits (PROTOCOL.md §3, §5.1)", () => {
       const shard = yield* startShard()
       // Queued before the shard is even connected: all 300 wait for READY together.
       const sends = yield* queueAll(shard.send, Array.from({ length: 300 }, (_, n) => presence(n)))
-      yield* advanceFor(300_000)
+      yield* advanceInSteps(300_000)
       const end = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
       for (const send of sends) expect(Exit.isSuccess(yield* Fiber.await(send))).toBe(true)
 

@@ -23,7 +23,7 @@ import { Effect, Random, Schema } from "effect"
 import type { Dispatch } from "../../src/Dispatch.ts"
 import type { Shard } from "../../src/Shard.ts"
 import { GatewaySimulator, type RecordedFrame } from "../../src/testing/GatewaySimulator.ts"
-import { advance, collectDispatches, guilds, I, layer, phaseOf, startShard } from "./harness.ts"
+import { advance, advanceInSteps, collectDispatches, guilds, I, layer, phaseOf, startShard } from "./harness.ts"
 
 // ---- inputs ------------------------------------------------------------------------------------------------------
 
@@ -55,11 +55,8 @@ const Seed = int(0, 1_000_000)
 /** Time moves in steps well below I, so every fiber reacts at the virtual time it is due (see harness `advance`). */
 const Tick = 100
 
-const advanceBy = (ms: number) =>
-  Effect.gen(function*() {
-    if (ms === 0) yield* advance(0)
-    for (let left = ms; left > 0; left -= Tick) yield* advance(Math.min(Tick, left))
-  })
+/** Like `advanceInSteps` with `Tick` steps, but 0 ms is one `advance(0)`: fibers still settle. */
+const advanceBy = (ms: number) => ms === 0 ? advance(0) : advanceInSteps(ms, { step: Tick })
 
 const runStep = (step: Step, eventCounter: { n: number }) =>
   Effect.gen(function*() {

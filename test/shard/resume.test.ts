@@ -12,8 +12,10 @@ import { SessionStore } from "../../src/SessionStore.ts"
 import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
 import type { RecordedConnection, RecordedFrame } from "../../src/testing/GatewaySimulator.ts"
 import { Redacted } from "../../src/testing/SimulatorRecording.ts"
-import { type GatewayConnection, GatewayTransport } from "../../src/transport/GatewayTransport.ts"
-import { advance, collectDispatches, layer, startShard, tau, token } from "./harness.ts"
+import { GatewayTransport } from "../../src/transport/GatewayTransport.ts"
+import { dataOf, isSessionStart } from "../support/recordedFrames.ts"
+import { recordingSends, tokensSent, wrapTransport } from "../support/transportWrappers.ts"
+import { advanceInSteps, collectDispatches, layer, simWithReadyShard, startShard, tau, token } from "./harness.ts"
 
 // ---------------------------------------------------------------------------------------------------------
 // helpers
@@ -22,21 +24,12 @@ import { advance, collectDispatches, layer, startShard, tau, token } from "./har
 /** A guild of shard 0 of 1 (every harness guild is). */
 const guild = "81384788765712384"
 
-/** Moves virtual time by `ms` in small steps, so every fiber reacts at the right virtual time. */
-const run = (ms: number, step = 100) =>
-  Effect.gen(function*() {
-    for (let left = ms; left > 0; left -= step) yield* advance(Math.min(step, left))
-  })
-
 /** Emits `n` MESSAGE_CREATE dispatches at once (no yield in between). */
 const dispatchMany = (n: number) =>
   Effect.gen(function*() {
     const sim = yield* GatewaySimulator
     for (let i = 0; i < n; i++) yield* sim.dispatch("MESSAGE_CREATE", { guild_id: guild, content: `m${i}` })
   })
-
-/** A frame's `d` as an object (RESUME/IDENTIFY/READY `d` always is one). */
-const dataOf = (frame: RecordedFrame): Record<string, unknown> => frame.d as Record<string, unknown>
 
 /** Scheme, host and path of a URL: what tells the base URL from the resume URL. */
 const endpointOf = (url: string): string => {
@@ -54,9 +47,6 @@ const queryOf = (url: string) => {
 const firstNonHeartbeat = (frames: ReadonlyArray<RecordedFrame>, connectionId: number): RecordedFrame | undefined =>
   frames.find((f) => f.connectionId === connectionId && f.direction === "client" && f.op !== 1)
 
-const isSessionStart = (frame: RecordedFrame): boolean =>
-  frame.direction === "client" && (frame.op === 2 || frame.op === 6)
-
 const isDispatch = (frame: RecordedFrame): boolean => frame.direction === "server" && frame.op === 0
 
 /** The highest `s` among the dispatches recorded in `frames`, or null. */
@@ -69,23 +59,6 @@ const highestSeq = (frames: ReadonlyArray<RecordedFrame>): number | null => {
 /** The connection opened after `connection` (connections are numbered in order of attempts). */
 const nextConnection = (connections: ReadonlyArray<RecordedConnection>, connection: RecordedConnection) =>
   connections.find((c) => c.id > connection.id)
-
-/**
- * The simulator's transport, wrapped to keep the raw text of every frame the shard writes: the
- * recordings redact tokens, so the token is compared on these (and never printed).
- */
-const capturingTransport = Effect.gen(function*() {
-  const inner = yield* GatewayTransport
-  const sent: Array<string> = []
-  const transport = GatewayTransport.of({
-    connect: (url) =>
-      Effect.map(inner.connect(url), (connection): GatewayConnection => ({
-        ...connection,
-        send: (frame) => Effect.andThen(Effect.sync(() => sent.push(frame)), connection.send(frame))
-      }))
-  })
-  return { transport, sent }
-})
 
 /**
  * Checks item 7/29's rule from a point on: each heartbeat carries the highest `s` received so far in the
@@ -119,19 +92,17 @@ describe("shard resume conformance", () => {
   for (const testCase of item20Cases) {
     it.effect(`item 20: resumable reconnects open resume_gateway_url with the first connection's v/encoding/compress (${testCase.name})`, () =>
       Effect.gen(function*() {
-        const sim = yield* GatewaySimulator
-        yield* startShard({ compression: testCase.compression })
-        yield* run(2_000)
+        const sim = yield* simWithReadyShard({ compression: testCase.compression })
         yield* sim.reconnect(0) // op 7
-        yield* run(3_000)
+        yield* advanceInSteps(3_000)
         yield* sim.drop(0) // 1006
-        yield* run(3_000)
+        yield* advanceInSteps(3_000)
         yield* sim.close(0, 4000)
-        yield* run(3_000)
+        yield* advanceInSteps(3_000)
         yield* sim.invalidateSession(0, true) // op 9 true
-        yield* run(3_000)
+        yield* advanceInSteps(3_000)
         yield* sim.withholdAcks(0, true) // zombie
-        yield* run(5_000)
+        yield* advanceInSteps(5_000)
 
         const frames = yield* sim.frames
         const [first, ...reconnects] = yield* sim.connections
@@ -155,26 +126,24 @@ describe("shard resume conformance", () => {
 
   it.effect("item 21: on a resume connection the first non-heartbeat frame is RESUME with READY's session_id, the last s and the token", () =>
     Effect.gen(function*() {
-      const sim = yield* GatewaySimulator
-      const { sent, transport } = yield* capturingTransport
-      yield* startShard().pipe(Effect.provideService(GatewayTransport, transport))
-      yield* run(2_000)
+      const { sent, transport } = yield* recordingSends
+      const sim = yield* simWithReadyShard().pipe(Effect.provideService(GatewayTransport, transport))
       yield* dispatchMany(4)
-      yield* run(1_000)
+      yield* advanceInSteps(1_000)
       yield* sim.drop(0)
-      yield* run(3_000)
+      yield* advanceInSteps(3_000)
       yield* dispatchMany(2)
-      yield* run(1_000)
+      yield* advanceInSteps(1_000)
       // a zombie: the 3 dispatches go to the replay buffer, never to the client, so they are not "received"
       yield* sim.withholdAcks(0, true)
       yield* dispatchMany(3)
-      yield* run(5_000)
+      yield* advanceInSteps(5_000)
       yield* sim.reconnect(0)
-      yield* run(3_000)
+      yield* advanceInSteps(3_000)
       yield* dispatchMany(1)
-      yield* run(500)
+      yield* advanceInSteps(500)
       yield* sim.invalidateSession(0, true)
-      yield* run(3_000)
+      yield* advanceInSteps(3_000)
 
       const frames = yield* sim.frames
       const connections = yield* sim.connections
@@ -201,9 +170,7 @@ describe("shard resume conformance", () => {
       const seqs = frames.filter((f) => f.direction === "client" && f.op === 6).map((f) => dataOf(f).seq as number)
       expect(new Set(seqs).size).toBeGreaterThanOrEqual(3)
       // the raw RESUMEs carried exactly the configured token (compared, not printed)
-      const resumeTokens = sent.map((text) => JSON.parse(text) as { op: number; d: { token?: unknown } })
-        .filter((frame) => frame.op === 6)
-        .map((frame) => frame.d.token === token)
+      const resumeTokens = tokensSent(sent, 6).map((sentToken) => sentToken === token)
       expect(resumeTokens.length).toBe(seqs.length)
       expect(resumeTokens.every((same) => same)).toBe(true)
     }).pipe(Effect.provide(layer())))
@@ -214,13 +181,11 @@ describe("shard resume conformance", () => {
 
   it.effect("item 22: on op 7 the client closes with a code other than 1000/1001 and RESUMEs at the resume URL", () =>
     Effect.gen(function*() {
-      const sim = yield* GatewaySimulator
-      yield* startShard()
-      yield* run(2_000)
+      const sim = yield* simWithReadyShard()
       yield* dispatchMany(2)
-      yield* run(500)
+      yield* advanceInSteps(500)
       yield* sim.reconnect(0)
-      yield* run(3_000)
+      yield* advanceInSteps(3_000)
 
       const frames = yield* sim.frames
       const connections = yield* sim.connections
@@ -240,12 +205,10 @@ describe("shard resume conformance", () => {
 
   it.effect("item 22: op 7 before Hello on a resume connection: close ∉ {1000, 1001}, then RESUME at the resume URL", () =>
     Effect.gen(function*() {
-      const sim = yield* GatewaySimulator
-      yield* startShard()
-      yield* run(2_000)
+      const sim = yield* simWithReadyShard()
       yield* sim.nextConnection("reconnect-before-hello")
       yield* sim.drop(0)
-      yield* run(5_000)
+      yield* advanceInSteps(5_000)
 
       const frames = yield* sim.frames
       const connections = yield* sim.connections
@@ -266,7 +229,7 @@ describe("shard resume conformance", () => {
       const sim = yield* GatewaySimulator
       yield* sim.nextConnection("reconnect-before-hello")
       yield* startShard()
-      yield* run(5_000)
+      yield* advanceInSteps(5_000)
 
       const frames = yield* sim.frames
       const [asked, next] = yield* sim.connections
@@ -286,15 +249,13 @@ describe("shard resume conformance", () => {
 
   it.effect("item 23: after an abrupt drop (1006) the client reconnects and RESUMEs", () =>
     Effect.gen(function*() {
-      const sim = yield* GatewaySimulator
-      yield* startShard()
-      yield* run(2_000)
+      const sim = yield* simWithReadyShard()
       yield* sim.drop(0)
-      yield* run(3_000)
+      yield* advanceInSteps(3_000)
       yield* dispatchMany(3)
-      yield* run(1_000)
+      yield* advanceInSteps(1_000)
       yield* sim.drop(0)
-      yield* run(3_000)
+      yield* advanceInSteps(3_000)
 
       const frames = yield* sim.frames
       const connections = yield* sim.connections
@@ -319,28 +280,26 @@ describe("shard resume conformance", () => {
 
   it.effect("item 24: replayed dispatches advance the sequence and reach users exactly once, in order", () =>
     Effect.gen(function*() {
-      const sim = yield* GatewaySimulator
       const received = yield* collectDispatches
-      yield* startShard()
-      yield* run(2_000)
+      const sim = yield* simWithReadyShard()
       // dispatches while the shard is disconnected (drop, then events before it can reconnect)
       yield* sim.drop(0)
       yield* dispatchMany(3)
-      yield* run(3_000)
+      yield* advanceInSteps(3_000)
       // dispatches while the connection is a zombie (buffered, never sent on it)
       yield* sim.withholdAcks(0, true)
       yield* dispatchMany(3)
-      yield* run(5_000)
+      yield* advanceInSteps(5_000)
       // dispatches sent right behind op 7 (the client stops reading there; replay brings them back)
       yield* sim.reconnect(0)
       yield* dispatchMany(2)
-      yield* run(3_000)
+      yield* advanceInSteps(3_000)
       // dispatches after op 9 true
       yield* sim.invalidateSession(0, true)
       yield* dispatchMany(2)
-      yield* run(3_000)
+      yield* advanceInSteps(3_000)
       yield* dispatchMany(2)
-      yield* run(2_000)
+      yield* advanceInSteps(2_000)
 
       const frames = yield* sim.frames
       const connections = yield* sim.connections
@@ -375,18 +334,16 @@ describe("shard resume conformance", () => {
 
   it.effect("item 25: after op 9 d:false the session_id is never sent again; the next connection IDENTIFYs at the base URL", () =>
     Effect.gen(function*() {
-      const sim = yield* GatewaySimulator
-      yield* startShard()
-      yield* run(2_000)
+      const sim = yield* simWithReadyShard()
       yield* dispatchMany(2)
-      yield* run(1_000)
+      yield* advanceInSteps(1_000)
       yield* sim.invalidateSession(0, false)
-      yield* run(8_000)
+      yield* advanceInSteps(8_000)
       // later resumable faults must resume the new session, not the dead one
       yield* sim.drop(0)
-      yield* run(3_000)
+      yield* advanceInSteps(3_000)
       yield* sim.reconnect(0)
-      yield* run(3_000)
+      yield* advanceInSteps(3_000)
 
       const frames = yield* sim.frames
       const connections = yield* sim.connections
@@ -404,13 +361,11 @@ describe("shard resume conformance", () => {
 
   it.effect("item 25: op 9 d:false in answer to RESUME (session expired): IDENTIFY at the base URL, old id never again", () =>
     Effect.gen(function*() {
-      const sim = yield* GatewaySimulator
-      yield* startShard()
-      yield* run(2_000)
+      const sim = yield* simWithReadyShard()
       // the resume connection gets no Hello: the client waits out its Hello deadline, past the resume window
       yield* sim.nextConnection("no-hello")
       yield* sim.drop(0)
-      yield* run(35_000)
+      yield* advanceInSteps(35_000)
 
       const frames = yield* sim.frames
       const connections = yield* sim.connections
@@ -438,12 +393,10 @@ describe("shard resume conformance", () => {
     { seed: Schema.Int },
     ({ seed }) =>
       Effect.gen(function*() {
-        const sim = yield* GatewaySimulator
-        yield* startShard()
-        yield* run(2_000)
+        const sim = yield* simWithReadyShard()
         for (let round = 0; round < 4; round++) {
           yield* sim.invalidateSession(0, false)
-          yield* run(12_000)
+          yield* advanceInSteps(12_000)
         }
         const frames = yield* sim.frames
         const op9s = frames.filter((f) => f.direction === "server" && f.op === 9 && f.d === false)
@@ -464,17 +417,15 @@ describe("shard resume conformance", () => {
 
   it.effect("item 27: after op 9 d:true the next session start is RESUME with the current session_id and seq", () =>
     Effect.gen(function*() {
-      const sim = yield* GatewaySimulator
-      yield* startShard()
-      yield* run(2_000)
+      const sim = yield* simWithReadyShard()
       yield* dispatchMany(3)
-      yield* run(1_000)
+      yield* advanceInSteps(1_000)
       yield* sim.invalidateSession(0, true)
-      yield* run(3_000)
+      yield* advanceInSteps(3_000)
       yield* dispatchMany(2)
-      yield* run(1_000)
+      yield* advanceInSteps(1_000)
       yield* sim.invalidateSession(0, true)
-      yield* run(3_000)
+      yield* advanceInSteps(3_000)
 
       const frames = yield* sim.frames
       const sessionId = dataOf(frames.find((f) => f.t === "READY")!).session_id
@@ -497,12 +448,10 @@ describe("shard resume conformance", () => {
 
   it.effect("item 28: when the resume URL refuses connections, the next attempt targets the base URL", () =>
     Effect.gen(function*() {
-      const sim = yield* GatewaySimulator
-      yield* startShard()
-      yield* run(2_000)
+      const sim = yield* simWithReadyShard()
       yield* sim.refuseConnections(sim.options.resumeUrl, true)
       yield* sim.drop(0)
-      yield* run(5_000)
+      yield* advanceInSteps(5_000)
 
       const refused = yield* sim.refusedConnections
       const connections = yield* sim.connections
@@ -526,22 +475,20 @@ describe("shard resume conformance", () => {
 
   it.effect("item 29: after a new READY the new session_id is used and heartbeats follow the new numbering", () =>
     Effect.gen(function*() {
-      const sim = yield* GatewaySimulator
-      yield* startShard()
-      yield* run(2_000)
+      const sim = yield* simWithReadyShard()
       yield* dispatchMany(40) // the old session's s climbs well above the new one's
-      yield* run(1_000)
+      yield* advanceInSteps(1_000)
       // the limiter has one session start left until 30 s: the new connection heartbeats a long while
       // between the op 9 and its IDENTIFY, with no session at all
       yield* sim.invalidateSession(0, false)
-      yield* run(30_000)
+      yield* advanceInSteps(30_000)
       yield* dispatchMany(3)
-      yield* run(2_000)
+      yield* advanceInSteps(2_000)
       yield* sim.drop(0)
       yield* dispatchMany(2)
-      yield* run(3_000)
+      yield* advanceInSteps(3_000)
       yield* sim.reconnect(0)
-      yield* run(3_000)
+      yield* advanceInSteps(3_000)
 
       const frames = yield* sim.frames
       const readies = frames.filter((f) => f.t === "READY")
@@ -568,13 +515,13 @@ describe("shard resume conformance", () => {
       const store = yield* SessionStore
       yield* store.set({ shardId: 0, shardCount: 1 }, { sessionId: "stale-session", sequence: 40, resumeUrl: staleUrl })
       yield* startShard()
-      yield* run(8_000) // RESUME of the stale session → op 9 false → IDENTIFY → READY
+      yield* advanceInSteps(8_000) // RESUME of the stale session → op 9 false → IDENTIFY → READY
       yield* dispatchMany(2)
-      yield* run(1_000)
+      yield* advanceInSteps(1_000)
       yield* sim.drop(0)
-      yield* run(3_000)
+      yield* advanceInSteps(3_000)
       yield* sim.reconnect(0)
-      yield* run(3_000)
+      yield* advanceInSteps(3_000)
 
       const frames = yield* sim.frames
       const connections = yield* sim.connections
@@ -607,18 +554,15 @@ describe("shard resume conformance", () => {
   it.effect("item 30: at most one open WebSocket per shard at any moment, over a fault-heavy run", () =>
     Effect.gen(function*() {
       const sim = yield* GatewaySimulator
-      const inner = yield* GatewayTransport
       // how many connections the simulator holds open right after each new one opened
       const openAtConnect: Array<number> = []
-      const transport = GatewayTransport.of({
-        connect: (url) =>
-          Effect.tap(inner.connect(url), () =>
-            Effect.map(sim.connections, (all) => {
-              openAtConnect.push(all.filter((c) => c.closedAt === null).length)
-            }))
-      })
-      yield* startShard().pipe(Effect.provideService(GatewayTransport, transport))
-      yield* run(2_000)
+      const transport = yield* wrapTransport((open) =>
+        Effect.tap(open, () =>
+          Effect.map(sim.connections, (all) => {
+            openAtConnect.push(all.filter((c) => c.closedAt === null).length)
+          }))
+      )
+      yield* simWithReadyShard().pipe(Effect.provideService(GatewayTransport, transport))
       const faults: ReadonlyArray<readonly [Effect.Effect<void>, number]> = [
         [sim.reconnect(0), 3_000],
         [sim.drop(0), 3_000],
@@ -634,7 +578,7 @@ describe("shard resume conformance", () => {
       ]
       for (const [fault, wait] of faults) {
         yield* fault
-        yield* run(wait)
+        yield* advanceInSteps(wait)
       }
 
       const connections = yield* sim.connections

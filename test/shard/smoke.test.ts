@@ -1,3 +1,4 @@
+/** Smoke test: one shard against the simulator identifies, becomes ready, delivers a dispatch and heartbeats. */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
@@ -16,6 +17,5 @@ describe("shard smoke", () => {
       expect(received.map((d) => d.name)).toContain("MESSAGE_CREATE")
       const beats = yield* sim.clientFrames({ op: 1 })
       expect(beats.length).toBeGreaterThanOrEqual(3)
-      console.log(JSON.stringify(yield* shard.state))
     }).pipe(Effect.provide(layer())))
 })

@@ -6,64 +6,21 @@
  * reconnects.
  *
  * Frames the simulator cannot produce on a fresh connection (a Hello without an interval, a READY of the
- * wrong shape) come from a test-local wrapper around the simulator's transport that rewrites frames of
- * one connection; the simulator's `sendRaw` reaches only connections that already IDENTIFYed/RESUMEd.
+ * wrong shape) come from a wrapper around the simulator's transport that rewrites frames of one connection
+ * (test/support/transportWrappers.ts); the simulator's `sendRaw` reaches only connections that already
+ * IDENTIFYed/RESUMEd.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Redacted, Stream } from "effect"
-import type { NonEmptyReadonlyArray } from "effect/Array"
+import { Effect, Exit, Redacted } from "effect"
 import { InvalidCommand } from "../../src/Errors.ts"
 import { Intents } from "../../src/protocol/Intents.ts"
 import type { PresenceUpdateData } from "../../src/protocol/Payloads.ts"
-import type { Shard } from "../../src/Shard.ts"
 import * as ShardModule from "../../src/Shard.ts"
-import type { ShardState } from "../../src/ShardState.ts"
 import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
 import { GatewayTransport } from "../../src/transport/GatewayTransport.ts"
-import { advance, collectDispatches, guilds, I, layer, phaseOf, settle, startShard, token } from "./harness.ts"
+import { rewritingTransport } from "../support/transportWrappers.ts"
+import { advance, advanceInSteps, collectDispatches, guilds, I, layer, messageContents, phaseOf, recordStates, settle, startShard, token } from "./harness.ts"
 import type { Dispatch } from "../../src/Dispatch.ts"
-
-/** Moves virtual time by `ms` in 100 ms steps. */
-const wait = (ms: number) =>
-  Effect.gen(function*() {
-    for (let elapsed = 0; elapsed < ms; elapsed += 100) yield* advance(Math.min(100, ms - elapsed))
-  })
-
-/** Records every state the shard publishes (from the moment of the call). */
-const recordStates = (shard: Shard) =>
-  Effect.gen(function*() {
-    const states: Array<ShardState> = []
-    yield* Effect.forkScoped(
-      Stream.runForEach(shard.changes, (s) => Effect.sync(() => states.push(s))),
-      { startImmediately: true }
-    )
-    return states
-  })
-
-/**
- * The simulator's transport with the server→client frames of the `nth` opened connection (1-based)
- * passed through `rewrite` (return undefined to drop a frame). Other connections are untouched.
- */
-const rewritingTransport = (nth: number, rewrite: (frame: string) => string | undefined) =>
-  Effect.gen(function*() {
-    const inner = yield* GatewayTransport
-    let opened = 0
-    return GatewayTransport.of({
-      connect: (url) =>
-        Effect.map(inner.connect(url), (connection) => {
-          if (++opened !== nth) return connection
-          const receive: typeof connection.receive = Effect.flatMap(connection.receive, (batch) => {
-            const out: Array<string | Uint8Array> = []
-            for (const frame of batch) {
-              const next = typeof frame === "string" ? rewrite(frame) : frame
-              if (next !== undefined) out.push(next)
-            }
-            return out.length > 0 ? Effect.succeed(out as unknown as NonEmptyReadonlyArray<string>) : receive
-          })
-          return { ...connection, receive }
-        })
-    })
-  })
 
 const statuses = new Set(["online", "dnd", "idle", "invisible", "offline"])
 const activityKeys = new Set(["name", "state", "type", "url"])
@@ -199,11 +156,11 @@ describe("tolerance of unknown input", () => {
 
       // And it keeps going: heartbeats continue, later dispatches arrive, the shard has not ended.
       const beatsBefore = (yield* sim.clientFrames({ op: 1 })).length
-      yield* wait(2 * I + 500)
+      yield* advanceInSteps(2 * I + 500)
       yield* sim.dispatch("MESSAGE_CREATE", { guild_id: guilds[0], content: "after" })
       yield* advance(100)
       expect((yield* sim.clientFrames({ op: 1 })).length).toBeGreaterThan(beatsBefore)
-      expect(byName("MESSAGE_CREATE").map((d) => (d.data as { content: string }).content)).toEqual(["traced", "after"])
+      expect(messageContents(received)).toEqual(["traced", "after"])
       expect(joined.pollUnsafe()).toBeUndefined()
       expect(yield* phaseOf(shard)).toBe("ready")
     }).pipe(Effect.provide(layer())))
@@ -224,8 +181,7 @@ describe("malformed frames", () => {
       expect(state.lastError).toMatch(/JSON/)
       yield* sim.dispatch("MESSAGE_CREATE", { guild_id: guilds[0], content: "still here" })
       yield* advance(100)
-      expect(received.filter((d) => d.name === "MESSAGE_CREATE").map((d) => (d.data as { content: string }).content))
-        .toEqual(["still here"])
+      expect(messageContents(received)).toEqual(["still here"])
     }).pipe(Effect.provide(layer())))
 
   it.effect("a dispatch without s is skipped: no close, the shard keeps going and lastError names it", () =>
@@ -245,8 +201,7 @@ describe("malformed frames", () => {
       expect(state.lastError).toMatch(/`s`|sequence/)
       yield* sim.dispatch("MESSAGE_CREATE", { guild_id: guilds[0], content: "numbered" })
       yield* advance(100)
-      expect(received.filter((d) => d.name === "MESSAGE_CREATE").map((d) => (d.data as { content: string }).content))
-        .toEqual(["numbered"])
+      expect(messageContents(received)).toEqual(["numbered"])
     }).pipe(Effect.provide(layer())))
 
   it.effect("a Hello without heartbeat_interval on a new connection: the shard drops that connection, reconnects and gets ready; lastError names it", () =>
@@ -259,7 +214,7 @@ describe("malformed frames", () => {
       const shard = yield* startShard().pipe(Effect.provideService(GatewayTransport, transport))
       const states = yield* recordStates(shard)
       const joined = yield* Effect.forkChild(shard.join)
-      yield* wait(10_000)
+      yield* advanceInSteps(10_000)
       const connections = yield* sim.connections
       expect(connections.length).toBeGreaterThanOrEqual(2)
       expect(connections[0]!.closedBy).toBe("client")
@@ -280,7 +235,7 @@ describe("malformed frames", () => {
       const shard = yield* startShard().pipe(Effect.provideService(GatewayTransport, transport))
       const states = yield* recordStates(shard)
       const joined = yield* Effect.forkChild(shard.join)
-      yield* wait(12_000)
+      yield* advanceInSteps(12_000)
       const connections = yield* sim.connections
       expect(connections.length).toBeGreaterThanOrEqual(2)
       expect(connections[0]!.closedBy).toBe("client")
