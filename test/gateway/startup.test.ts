@@ -113,7 +113,7 @@ describe("Gateway startup", () => {
       expect(after.filter((c) => c.shard?.[0] === 0).length).toBe(2)
     }).pipe(Effect.provide(environment({ recommendedShards: 2 }))))
 
-  it.effect("item 52: guild commands travel on the owning shard, ids above 2^53 included; presence to every shard", () =>
+  it.effect("items 52, 57: guild commands (ops 4, 31, 43) travel on the owning shard, ids above 2^53 included; a malformed op 4 is refused; presence to every shard", () =>
     Effect.gen(function*() {
       const sim = yield* GatewaySimulator
       const gateway = yield* makeGateway()
@@ -123,10 +123,20 @@ describe("Gateway startup", () => {
       expect(gateway.shardForGuild(undefined)).toBe(0)
       yield* gateway.sendToGuild({ op: 4, d: { guild_id: bigGuild, channel_id: null, self_mute: false, self_deaf: false } })
       yield* gateway.sendToGuild({ op: 31, d: { guild_ids: ["0", "4194305", "8388610", "12582915"] } })
+      yield* gateway.sendToGuild({ op: 43, d: { guild_id: bigGuild, fields: ["status"] } })
       yield* gateway.setPresence({ since: null, activities: [], status: "idle", afk: false })
+      // Item 57: an op 4 that is not well-formed is refused locally and never sent.
+      const invalid = yield* Effect.flip(gateway.sendToGuild({
+        op: 4,
+        d: { guild_id: bigGuild, channel_id: null, self_mute: "yes", self_deaf: false } as never
+      }))
+      expect(invalid._tag).toBe("InvalidCommand")
       yield* advance(1000)
       const voice = yield* sim.clientFrames({ op: 4 })
       expect(voice.map((f) => f.shard?.[0])).toEqual([gateway.shardForGuild(bigGuild)])
+      expect(voice.map((f) => f.d)).toEqual([{ guild_id: bigGuild, channel_id: null, self_mute: false, self_deaf: false }])
+      const channelInfo = yield* sim.clientFrames({ op: 43 })
+      expect(channelInfo.map((f) => f.shard?.[0])).toEqual([gateway.shardForGuild(bigGuild)])
       const soundboard = yield* sim.clientFrames({ op: 31 })
       expect(soundboard.map((f) => [f.shard?.[0], (f.d as { guild_ids: Array<string> }).guild_ids]).sort())
         .toEqual([[0, ["0"]], [1, ["4194305"]], [2, ["8388610"]], [3, ["12582915"]]])
