@@ -419,9 +419,12 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
         const item = pending ?? (yield* Queue.take(commands))
         pending = item
         yield* limiter!.acquire("command")
-        yield* conn.send(item.frame)
-        pending = undefined
-        yield* Deferred.succeed(item.done, undefined)
+        // Written and marked done in one uninterruptible step: a command is sent once, never again on the
+        // next connection (if the write fails it stays pending and goes out there).
+        yield* Effect.uninterruptible(Effect.andThen(conn.send(item.frame), () => {
+          pending = undefined
+          return Deferred.succeed(item.done, undefined)
+        }))
       }
     }).pipe(Effect.ignore)
 

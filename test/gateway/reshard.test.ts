@@ -209,6 +209,19 @@ describe("resharding", () => {
       expect(identifies.filter(([id, count]) => id === 1 && count === 4).length).toBe(1) // never again with [1, 4] (item 36)
     }).pipe(Effect.provide(environment({ recommendedShards: 4, maxConcurrency: 4 }))))
 
+  it.effect("the periodic check reshards ahead of the limit when a shard holds more guilds than the threshold", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway({ reshard: { check: { interval: "30 seconds", maxGuildsPerShard: 6 } } })
+      yield* advance(1000)
+      expect((yield* gateway.status).shards.map((s) => s.guilds)).toEqual([8, 8, 8, 8]) // over 6 per shard
+      expect((yield* gateway.status).shardCount).toBe(4)
+      for (let t = 0; t < 60_000; t += 500) yield* advance(500)
+      const status = yield* gateway.status
+      expect(status.shardCount).toBe(8) // max(recommended 4, 4 × 2)
+      expect(status.reshard).toMatchObject({ phase: "done", from: 4, to: 8 })
+      expect(status.shards.map((s) => s.guilds)).toEqual([4, 4, 4, 4, 4, 4, 4, 4]) // under the threshold: no more
+    }).pipe(Effect.provide(environment({ recommendedShards: 4, maxConcurrency: 4 }))))
+
   it.effect("a reshard that cannot become ready in time rolls back: the old set keeps serving untouched, nothing of the new set remains", () =>
     Effect.gen(function*() {
       const sim = yield* GatewaySimulator
