@@ -26,6 +26,7 @@ import {
   Deferred,
   Duration,
   Effect,
+  Exit,
   Fiber,
   Metric,
   Option,
@@ -101,6 +102,8 @@ export interface ShardOptions {
   readonly invalidSessionDelayMs?: { readonly min: number; readonly max: number } | undefined
   /** How many commands may wait for the connection; `send` waits while it is full. Default 1000. */
   readonly commandBuffer?: number | undefined
+  /** Called with the new state on every change `changes` emits (a supervisor's hook; no extra fiber). */
+  readonly onStateChange?: ((state: ShardState) => Effect.Effect<void>) | undefined
 }
 
 /** A command users send on a shard (PROTOCOL.md §6.2). Heartbeat, IDENTIFY and RESUME are the shard's own. */
@@ -252,6 +255,8 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
   let lastDispatchAt: number | null = null
   let stopping: { readonly resumable: boolean } | null = null
   let pending: PendingCommand | undefined
+  /** Closes the live connection for a stop request (with the code the stop asked for). */
+  let activeStop: Effect.Effect<void> | undefined
   const stateRef = yield* SubscriptionRef.make(initialState(shardId, shardCount))
   let eventCounts = new Map<string, number>()
   /** A dispatch whose data, parsed lazily by a reader, was not JSON: reported at the next frame. */
@@ -268,10 +273,14 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     sessionId: session?.sessionId ?? null,
     lastDispatchAt
   })
-  const update = (patch: Partial<ShardState>) => SubscriptionRef.update(stateRef, (s) => withLive({ ...s, ...patch }))
+  const onStateChange = options.onStateChange
+  const update = (patch: Partial<ShardState>): Effect.Effect<void> => {
+    const updated = SubscriptionRef.updateAndGet(stateRef, (s) => withLive({ ...s, ...patch }))
+    return onStateChange === undefined ? Effect.asVoid(updated) : Effect.flatMap(updated, onStateChange)
+  }
   const setPhase = (phase: ShardPhase) => update({ phase })
   const counted = (field: "reconnects" | "identifies" | "resumes") =>
-    SubscriptionRef.update(stateRef, (s) => withLive({ ...s, [field]: s[field] + 1 }))
+    Effect.flatMap(SubscriptionRef.get(stateRef), (s) => update({ [field]: s[field] + 1 }))
 
   const saveSession = Effect.suspend(() => {
     const current = session
@@ -316,7 +325,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     const connectionScope = yield* Effect.scope
     const fork = <A, E>(effect: Effect.Effect<A, E>) => Effect.forkIn(effect, connectionScope)
     const inflater = yield* Inflater.make(compression)
-    const ended = yield* Deferred.make<Outcome>()
+    const ended = yield* Deferred.make<Outcome, FatalCloseError>()
 
     // per-connection state
     let finished = false
@@ -381,6 +390,10 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
         yield* Effect.repeat(beat, Schedule.spaced(Duration.millis(interval)))
       })
 
+    // Deadlines race the phase they guard: when it completes, their fibers end (no idle sleepers left).
+    const helloArrived = yield* Deferred.make<void>()
+    const readyArrived = yield* Deferred.make<void>()
+
     const readyDeadline: Effect.Effect<void> = Effect.suspend(() => {
       if (ready || finished) return Effect.void
       const due = progressAt + readyTimeoutMs
@@ -411,7 +424,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
         yield* Metric.update(metrics.identifies, 1)
       }
       progressAt = clock.currentTimeMillisUnsafe()
-      yield* readyDeadline
+      yield* Effect.raceFirst(Deferred.await(readyArrived), readyDeadline)
     })
 
     const pumpCommands = Effect.gen(function*() {
@@ -430,6 +443,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
 
     const becameReady = Effect.gen(function*() {
       ready = true
+      yield* Deferred.succeed(readyArrived, undefined)
       yield* setPhase("ready")
       yield* fork(pumpCommands)
     })
@@ -500,6 +514,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
         case 10: {
           if (helloSeen) return Effect.void
           helloSeen = true
+          Deferred.doneUnsafe(helloArrived, Exit.void)
           const interval = frame.heartbeatInterval
           return Effect.gen(function*() {
             limiter = yield* SendLimiter.make({ heartbeatIntervalMs: interval })
@@ -580,18 +595,23 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     }).pipe(Effect.catchTag("ConnectionClosed", onClosed))
 
     // Hello deadline.
-    yield* fork(Effect.andThen(
-      Effect.sleep(helloTimeout),
-      Effect.suspend(() =>
-        helloSeen ? Effect.void : Effect.andThen(update({ lastError: "no Hello in time" }), finish({ kind: "timeout" }, ResumableCloseCode))
-      )
-    ))
-    // A stop request closes this connection with the code the stop asked for.
-    yield* fork(Effect.andThen(
-      Deferred.await(stopSignal),
-      Effect.suspend(() => finish({ kind: "stopped" }, stopping?.resumable ? ResumableCloseCode : SessionEndingCloseCode))
-    ))
-    return yield* Effect.raceFirst(readLoop, Deferred.await(ended))
+    yield* fork(Deferred.await(helloArrived).pipe(Effect.timeoutOrElse({
+      duration: helloTimeout,
+      orElse: () => Effect.andThen(update({ lastError: "no Hello in time" }), finish({ kind: "timeout" }, ResumableCloseCode))
+    })))
+    // A stop request closes this connection with the code the stop asked for (`stop` calls it directly).
+    const closeForStop = Effect.suspend(() =>
+      finish({ kind: "stopped" }, stopping?.resumable ? ResumableCloseCode : SessionEndingCloseCode)
+    )
+    activeStop = closeForStop
+    yield* Effect.addFinalizer(() => Effect.sync(() => {
+      if (activeStop === closeForStop) activeStop = undefined
+    }))
+    if (stopping !== null) yield* closeForStop
+    // The read loop is the connection's one long-lived fiber besides the heartbeat; its outcome (or a
+    // `finish` from elsewhere) ends the connection.
+    yield* fork(Effect.flatMap(Effect.exit(readLoop), (exit) => Deferred.done(ended, exit)))
+    return yield* Deferred.await(ended)
   }))
 
   // ---- the shard's life ----
@@ -659,6 +679,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       Effect.gen(function*() {
         if (stopping === null) stopping = { resumable: stopOptions?.resumable ?? false }
         yield* Deferred.succeed(stopSignal, undefined)
+        if (activeStop !== undefined) yield* activeStop
         yield* Effect.ignore(Fiber.join(fiber))
       }),
     join: Fiber.join(fiber),

@@ -32,7 +32,7 @@ import * as Metrics from "./Metrics.ts"
 import type { SessionStore } from "./SessionStore.ts"
 import * as Shard from "./Shard.ts"
 import * as ShardReadiness from "./ShardReadiness.ts"
-import { initialState } from "./ShardState.ts"
+import { initialState, type ShardState } from "./ShardState.ts"
 import type { ShardLayout } from "./ShardStrategy.ts"
 import type { GatewayTransport } from "./transport/GatewayTransport.ts"
 
@@ -148,7 +148,16 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
         subscriberCount: Effect.succeed(0),
         wants: (name) => RuntimeEvents.has(name) || params.wants(name)
       })
-      const shard = yield* Shard.make(params.shardOptions(shardId)).pipe(
+      // Status follows the shard's phase; a session leaving "ready" fails its in-flight member requests.
+      let wasReady = false
+      const onStateChange = (state: ShardState): Effect.Effect<void> => {
+        const lost = wasReady && state.phase !== "ready"
+        wasReady = state.phase === "ready"
+        return lost
+          ? Effect.andThen(members.shardLost(shardId, `shard ${shardId} is ${state.phase}`), params.onChange)
+          : params.onChange
+      }
+      const shard = yield* Shard.make({ ...params.shardOptions(shardId), onStateChange }).pipe(
         Effect.provideService(DispatchSink, sink),
         Effect.orDie // options were validated before any shard started
       )
@@ -160,15 +169,6 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
           return stopping ? Effect.void : params.onChange
         })
       )
-      // Status follows the shard's phase; a session leaving "ready" fails its in-flight member requests.
-      let wasReady = false
-      yield* Effect.forkScoped(Stream.runForEach(shard.changes, (state) => {
-        const lost = wasReady && state.phase !== "ready"
-        wasReady = state.phase === "ready"
-        return lost
-          ? Effect.andThen(members.shardLost(shardId, `shard ${shardId} is ${state.phase}`), params.onChange)
-          : params.onChange
-      }))
       yield* shard.join
     })).pipe(Effect.provide(params.shardContext), Effect.annotateLogs({ shard: shardId, shardCount: layout.count }))
 
