@@ -416,7 +416,8 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
         onCaughtUp: () => caughtUp.openUnsafe()
       })
       handoff = undefined
-      const old = current
+      // `let`, cleared once closed: nothing of this reshard may keep the old set reachable afterwards.
+      let old: BuiltSet | undefined = current
       // Recorded once published: a record can satisfy the catch-up and let the switch run, which must not
       // overtake this event.
       old.set.route = (dispatch) =>
@@ -485,10 +486,12 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
       // (up to the drain timeout). Then its Scope closes (1000): no fiber or socket of it remains.
       yield* Effect.sleep(Duration.millis(dedupWindowMs))
       old.set.route = dropRoute
+      const draining = old.set.members
       yield* Effect.gen(function*() {
-        while ((yield* old.set.members.inFlight) > 0) yield* Effect.sleep("100 millis")
+        while ((yield* draining.inFlight) > 0) yield* Effect.sleep("100 millis")
       }).pipe(Effect.timeoutOrElse({ duration: drainTimeout, orElse: () => Effect.void }))
       yield* Scope.close(old.scope, Exit.void)
+      old = undefined
       const stats = h.stats()
       reshardStatus = { ...reshardStatus, phase: "done" }
       yield* refreshNow

@@ -26,6 +26,9 @@
  * set's connections deliver in the order events were sent): every event is delivered exactly once, and a
  * guild's events in order. Outside it: copies further apart than the window may be delivered twice; an
  * event of a guild whose new shard came up last may be delivered out of order if the catch-up timed out;
+ * when an old shard loses its session during the overlap (op 9 false, 4003/4007/4009), its guilds' events of
+ * the gap reach only the new set and are released at the switch — after newer ones the old shard's next
+ * session already delivered (each still exactly once);
  * identical-payload events whose counts differ between the sets within the window may be dropped or
  * repeated. Memory is bounded by `capacity` entries per side (oldest dropped) and by time (2 × window).
  */

@@ -93,8 +93,12 @@ export interface ShardSet {
 }
 
 export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
-  const { cache, layout } = params
-  const guildsIntent = (params.intents & 1) !== 0
+  // Only what the set needs is kept: closures must not hold `params` (its initial route may belong to a
+  // finished reshard, which would keep the previous shard set reachable).
+  const { cache, guildWaitTimeout, intents, layout, onChange, onFatal, onShardReady, shardContext, shardOptions, wants } =
+    params
+  const initialRoute = params.route
+  const guildsIntent = (intents & 1) !== 0
   const running = new Map<number, RunningShard>()
   const fibers = yield* FiberMap.make<number>()
   let stopping = false
@@ -103,7 +107,7 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
     send: (guildId, d) =>
       Effect.mapError(set.send(shardOf(guildId), { op: 8, d }), (e) => e === "not-running" ? { message: `shard ${shardOf(guildId)} is not running` } : e),
     shardOf: (guildId) => shardOf(guildId),
-    intents: params.intents
+    intents: intents
   })
   const shardOf = (guildId: string) => Number((BigInt(guildId) >> 22n) % BigInt(layout.count))
 
@@ -135,8 +139,8 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
     Effect.scoped(Effect.gen(function*() {
       const readiness = yield* ShardReadiness.make({
         guildsIntent,
-        guildWaitTimeout: params.guildWaitTimeout,
-        onReady: (info) => params.onShardReady(shardId, info)
+        guildWaitTimeout: guildWaitTimeout,
+        onReady: (info) => onShardReady(shardId, info)
       })
       const publish = sinkFor(readiness)
       const sink = DispatchSink.of({
@@ -146,7 +150,7 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
         end: Effect.void,
         fail: () => Effect.void,
         subscriberCount: Effect.succeed(0),
-        wants: (name) => RuntimeEvents.has(name) || params.wants(name)
+        wants: (name) => RuntimeEvents.has(name) || wants(name)
       })
       // Status follows the shard's phase; a session leaving "ready" fails its in-flight member requests.
       let wasReady = false
@@ -154,10 +158,10 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
         const lost = wasReady && state.phase !== "ready"
         wasReady = state.phase === "ready"
         return lost
-          ? Effect.andThen(members.shardLost(shardId, `shard ${shardId} is ${state.phase}`), params.onChange)
-          : params.onChange
+          ? Effect.andThen(members.shardLost(shardId, `shard ${shardId} is ${state.phase}`), onChange)
+          : onChange
       }
-      const shard = yield* Shard.make({ ...params.shardOptions(shardId), onStateChange }).pipe(
+      const shard = yield* Shard.make({ ...shardOptions(shardId), onStateChange }).pipe(
         Effect.provideService(DispatchSink, sink),
         Effect.orDie // options were validated before any shard started
       )
@@ -166,11 +170,11 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
       yield* Effect.addFinalizer(() =>
         Effect.suspend(() => {
           if (running.get(shardId) === entry) running.delete(shardId)
-          return stopping ? Effect.void : params.onChange
+          return stopping ? Effect.void : onChange
         })
       )
       yield* shard.join
-    })).pipe(Effect.provide(params.shardContext), Effect.annotateLogs({ shard: shardId, shardCount: layout.count }))
+    })).pipe(Effect.provide(shardContext), Effect.annotateLogs({ shard: shardId, shardCount: layout.count }))
 
   /** A fatal close goes to `onFatal`; a defect restarts this shard only (after a pause). */
   const supervised = (shardId: number): Effect.Effect<void> =>
@@ -178,7 +182,7 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
       Effect.catchCause((cause) => {
         if (Cause.hasInterruptsOnly(cause)) return Effect.void
         const failure = Cause.findErrorOption(cause)
-        if (Option.isSome(failure)) return params.onFatal(failure.value)
+        if (Option.isSome(failure)) return onFatal(failure.value)
         return Effect.logError(`shard ${shardId} crashed; restarting it`, Cause.pretty(cause)).pipe(
           Effect.andThen(Effect.sleep("5 seconds")),
           Effect.andThen(Effect.suspend(() => supervised(shardId)))
@@ -215,7 +219,7 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
   const set: ShardSet = {
     layout,
     members,
-    route: params.route,
+    route: initialRoute,
     start,
     // In id order: each shard asks the identify limiter in turn, so buckets fill lowest id first.
     startAll: Effect.forEach(layout.ids, start, { discard: true }),
