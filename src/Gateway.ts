@@ -135,7 +135,8 @@ export interface GatewayService {
   /**
    * Reshards to `shardCount` (default: what GET /gateway/bot recommends) without downtime: the new shard set
    * comes up beside the running one, and takes over once every new shard is ready; subscribers see one
-   * continuous stream, each event once (see ReshardHandoff for the exact guarantee). Fails with
+   * continuous stream, each event once (see ReshardHandoff for the exact guarantee). Completes two dedup
+   * windows after the switch (the next reshard may start then); status shows "done" earlier. Fails with
    * `ReshardFailed` — and leaves the running set untouched — if another reshard is running, the budget
    * cannot cover it, the layout is invalid, a new shard hits a fatal close, or it is not ready in time.
    */
@@ -461,8 +462,9 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
       // Switch, atomically: release the staged events the old set did not deliver, in order, before any
       // live new-set event. For one more window the old set stays connected and each event goes through
       // whichever set has it first.
-      const released = h.flush(now())
-      const flushed = yield* Latch.make(false)
+      const flushed = yield* Latch.make(false) // made before the flush: nothing may yield between it and the swap
+      const switchedAt = now()
+      const released = h.flush(switchedAt)
       old.set.route = (dispatch) => Effect.suspend(() => h.fromOld(dispatch, now()) ? hub.publish(dispatch) : Effect.void)
       built.set.route = (dispatch, startup) => Effect.andThen(flushed.await, liveRoute(dispatch, startup))
       handoff = h
@@ -496,6 +498,10 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
       reshardStatus = { ...reshardStatus, phase: "done" }
       yield* refreshNow
       yield* Effect.logInfo(`resharded ${from} → ${layout.count}: ${stats.released} staged events released, ${stats.deduplicated} duplicates dropped`)
+      // The handoff still drops the new set's late copies until two windows after the switch (a new shard
+      // replaying after a RESUME, say). The next reshard must not start before: it would replace it.
+      const remaining = switchedAt + 2 * dedupWindowMs - now()
+      if (remaining > 0) yield* Effect.sleep(Duration.millis(remaining))
     })
 
   const reshard = (requested?: number): Effect.Effect<void, ReshardFailed> =>

@@ -210,4 +210,38 @@ describe("soak (short, under TestClock)", () => {
       ),
     { timeout: 60_000 }
   )
+
+  it.effect(
+    "regression: back-to-back reshards 16 → 32 → 16 → 48 with faults every 3 s: a reshard's late copies are still deduplicated when the next one starts",
+    () =>
+      // Found by `npm run soak`: the next reshard replaced the previous handoff before its second window ended,
+      // and a new shard's RESUME replay delivered 23 events again (this seed, before the fix).
+      Effect.gen(function*() {
+        const many = makeGuilds(192)
+        const fiber = yield* Effect.forkChild(SoakRun.run({
+          guilds: many,
+          durationMs: 120_000,
+          faultEveryMs: 3000,
+          rate: 60,
+          reshardEveryMs: 15_000,
+          tickMs: 100,
+          drainMs: 60_000
+        }))
+        const report: SoakReport = yield* driveUntilDone(fiber, 600_000)
+        expect(report.events.duplicates).toBe(0)
+        expect(report.events.missing).toBe(0)
+        expect(report.reshards.length).toBeGreaterThanOrEqual(4)
+        expect(report.reshards.every((r) => r.error === null)).toBe(true)
+      }).pipe(
+        Random.withSeed(4),
+        Effect.provide(SoakEnvironment.inProcess({
+          shards: 16,
+          guildIds: makeGuilds(192).ids,
+          maxConcurrency: 16,
+          heartbeatIntervalMs: 5000,
+          recordFrames: false
+        }))
+      ),
+    { timeout: 120_000 }
+  )
 })

@@ -305,21 +305,32 @@ export const make = (options: SimulatorSocketServerOptions): Effect.Effect<Simul
     const runSyncExit = Effect.runSyncExitWith(context)
     const runSync = Effect.runSyncWith(context)
 
-    // ----- closes, per connection id -----
-    const closes = new Map<number, Deferred.Deferred<number>>()
-    const closeOf = (id: number) => {
-      let deferred = closes.get(id)
-      if (deferred === undefined) {
-        deferred = Deferred.makeUnsafe<number>()
-        closes.set(id, deferred)
-      }
-      return deferred
-    }
+    // ----- closes, per connection id: awaited ones, and the most recent codes (bounded, for long runs) -----
+    const awaited = new Map<number, Deferred.Deferred<number>>()
+    const recentCloses = new Map<number, number>()
     const socketClosed = (handlers: SimulatorConnectionHandlers, outbox: Outbox, code: number) => {
       outbox.end()
       if (!stopped) runSync(handlers.onClosed(code))
-      Deferred.doneUnsafe(closeOf(handlers.connectionId), Exit.succeed(code))
+      const id = handlers.connectionId
+      recentCloses.set(id, code)
+      if (recentCloses.size > 4096) recentCloses.delete(recentCloses.keys().next().value!)
+      const deferred = awaited.get(id)
+      if (deferred !== undefined) {
+        awaited.delete(id)
+        Deferred.doneUnsafe(deferred, Exit.succeed(code))
+      }
     }
+    const awaitClosed = (id: number): Effect.Effect<number> =>
+      Effect.suspend(() => {
+        const code = recentCloses.get(id)
+        if (code !== undefined) return Effect.succeed(code)
+        let deferred = awaited.get(id)
+        if (deferred === undefined) {
+          deferred = Deferred.makeUnsafe<number>()
+          awaited.set(id, deferred)
+        }
+        return Deferred.await(deferred)
+      })
 
     // ----- WebSocket upgrades -----
     httpServer.on("upgrade", (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -456,7 +467,7 @@ export const make = (options: SimulatorSocketServerOptions): Effect.Effect<Simul
       apiBaseUrl,
       controlUrl,
       port,
-      awaitClosed: (connectionId) => Effect.suspend(() => Deferred.await(closeOf(connectionId)))
+      awaitClosed
     } satisfies SimulatorSocketServer
   })
 
