@@ -364,7 +364,9 @@ describe("Faults", () => {
       withholdAcks: rec("withholdAcks"),
       reconnect: rec("reconnect"),
       invalidateSession: rec("invalidateSession"),
-      close: rec("close")
+      close: rec("close"),
+      requestHeartbeat: rec("requestHeartbeat"),
+      sendRaw: rec("sendRaw")
     }
     return { calls, controls }
   }
@@ -378,7 +380,7 @@ describe("Faults", () => {
         "withholdAcks [3,16] true",
         "reconnect [3,16]",
         "invalidateSession [3,16] false",
-        "close [3,16] 4000 \"dashboard: close 4000\""
+        "close [3,16] 4000 \"fault: close 4000\""
       ])
       expect(Faults.describeFault("invalidate", 3)).toBe("fault: op 9 (not resumable) to shard 3 → expect a new IDENTIFY in 1–5 s")
     }))

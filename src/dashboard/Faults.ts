@@ -14,37 +14,29 @@
  * `[shard_id, num_shards]` tuple so a fault during a reshard hits the set the table shows.
  */
 import { Effect, Option, Random } from "effect"
-import type { ShardTarget, ShardTuple } from "../testing/SimulatorSessions.ts"
+import * as SimulatorFaults from "../testing/SimulatorFaults.ts"
+import type { ShardTuple } from "../testing/SimulatorSessions.ts"
 import type { ShardView, StatusView } from "./StatusTable.ts"
 
 export type FaultKind = "drop" | "zombie" | "reconnect" | "invalidate" | "close"
 
 export const faultKinds: ReadonlyArray<FaultKind> = ["drop", "zombie", "reconnect", "invalidate", "close"]
 
-/** The simulator controls a fault needs (a subset of `SimulatorControls`). */
-export interface FaultControls {
-  readonly drop: (target: ShardTarget) => Effect.Effect<void>
-  readonly withholdAcks: (target: ShardTarget, withhold: boolean) => Effect.Effect<void>
-  readonly reconnect: (target: ShardTarget) => Effect.Effect<void>
-  readonly invalidateSession: (target: ShardTarget, resumable: boolean) => Effect.Effect<void>
-  readonly close: (target: ShardTarget, code: number, reason?: string) => Effect.Effect<void>
+/** The simulator controls a fault needs. */
+export type FaultControls = SimulatorFaults.FaultControls
+
+/** Each demo fault is one of the simulator's. */
+const simulatorFault: Readonly<Record<FaultKind, SimulatorFaults.FaultKind>> = {
+  drop: "drop",
+  zombie: "zombie",
+  reconnect: "op 7",
+  invalidate: "op 9 false",
+  close: "close 4000"
 }
 
 /** Injects `kind` into the open connection of shard `target`. */
-export const inject = (controls: FaultControls, kind: FaultKind, target: ShardTuple): Effect.Effect<void> => {
-  switch (kind) {
-    case "drop":
-      return controls.drop(target)
-    case "zombie":
-      return controls.withholdAcks(target, true)
-    case "reconnect":
-      return controls.reconnect(target)
-    case "invalidate":
-      return controls.invalidateSession(target, false)
-    case "close":
-      return controls.close(target, 4000, "dashboard: close 4000")
-  }
-}
+export const inject = (controls: FaultControls, kind: FaultKind, target: ShardTuple): Effect.Effect<void> =>
+  SimulatorFaults.apply(controls, simulatorFault[kind], target)
 
 /** A log line for an injected fault: what was done and what should follow. */
 export const describeFault = (kind: FaultKind, shardId: number): string => {

@@ -1,19 +1,7 @@
 /**
- * The soak's fault injector: every fault the gateway can throw at a shard, one at a time on a random
- * connected shard, cycling through every kind in a random order (PROTOCOL.md §1.4, §1.7–§1.9, §2, §5.1).
- *
- * | kind | the simulator… | the shard (PROTOCOL.md) |
- * |---|---|---|
- * | drop | ends the connection without a close frame | 1006 → RESUME (item 23) |
- * | close 4000/4001/4002/4005/4008 | closes with that code, session kept | RESUME (items 31, 33) |
- * | close 4003/4007/4009 | closes with that code, session destroyed | IDENTIFY (item 32) |
- * | close 4006 / 1000 / 1001 | closes with an unlisted code or a server 1000/1001, session kept | RESUME (item 37) |
- * | op 7 | sends Reconnect | close ∉ {1000, 1001}, RESUME (item 22) |
- * | op 9 true / op 9 false | sends Invalid Session; `false` destroys the session | RESUME (27) / wait 1–5 s, IDENTIFY (25, 26) |
- * | zombie | withholds ACKs and every frame on the connection | close 4000 at the next beat, RESUME (item 9) |
- * | heartbeat request | sends a server op 1 | beats at once (item 8) |
- * | invalid JSON / unknown op | sends a frame that is not JSON / has op 42 | skipped, no close (item 51) |
- * | unknown event | dispatches an event no library knows (a soak event: it must arrive once) | delivered (item 51) |
+ * The soak's fault injector: every fault the gateway can throw at a shard (the `SimulatorFaults` catalogue,
+ * plus an unknown event that the ledger tracks like any other), one at a time on a random connected shard,
+ * cycling through every kind in a random order (PROTOCOL.md §1.4, §1.7–§1.9, §2, §5.1).
  *
  * Sessions a fault destroys are read from the simulator before and after it, in one uninterrupted step, and
  * handed to the ledger: what they held and had not delivered is lost legitimately (Discord cannot replay a
@@ -22,68 +10,20 @@
  */
 import { Clock, Effect, Random } from "effect"
 import type { GatewayService } from "../Gateway.ts"
+import * as SimulatorFaults from "../testing/SimulatorFaults.ts"
 import type { SimulatorControls } from "../testing/SimulatorServer.ts"
 import type { ShardTuple } from "../testing/SimulatorSessions.ts"
 import type { Ledger } from "./SoakLedger.ts"
 import { atomically, type SoakTraffic, UnknownEventName } from "./SoakTraffic.ts"
 
-export type FaultKind =
-  | "drop"
-  | "close 4000"
-  | "close 4001"
-  | "close 4002"
-  | "close 4003"
-  | "close 4005"
-  | "close 4006"
-  | "close 4007"
-  | "close 4008"
-  | "close 4009"
-  | "close 1000"
-  | "close 1001"
-  | "op 7"
-  | "op 9 true"
-  | "op 9 false"
-  | "zombie"
-  | "heartbeat request"
-  | "invalid JSON"
-  | "unknown op"
-  | "unknown event"
+/** A fault the soak injects: one of the simulator's, or an unknown event (a soak event: it must arrive once). */
+export type FaultKind = SimulatorFaults.FaultKind | "unknown event"
 
-/** Every fault kind, in table order. */
-export const FaultKinds: ReadonlyArray<FaultKind> = [
-  "drop",
-  "close 4000",
-  "close 4001",
-  "close 4002",
-  "close 4003",
-  "close 4005",
-  "close 4006",
-  "close 4007",
-  "close 4008",
-  "close 4009",
-  "close 1000",
-  "close 1001",
-  "op 7",
-  "op 9 true",
-  "op 9 false",
-  "zombie",
-  "heartbeat request",
-  "invalid JSON",
-  "unknown op",
-  "unknown event"
-]
+/** Every fault kind. */
+export const FaultKinds: ReadonlyArray<FaultKind> = [...SimulatorFaults.FaultKinds, "unknown event"]
 
 /** Kinds after which the simulator destroys the shard's session (a fresh IDENTIFY follows). */
-export const SessionEndingKinds: ReadonlySet<FaultKind> = new Set(["close 4003", "close 4007", "close 4009", "op 9 false"])
-
-/** The close code of a "close …" kind. */
-const closeCodeOf = (kind: FaultKind): number | undefined =>
-  kind.startsWith("close ") ? Number(kind.slice("close ".length)) : undefined
-
-/** A frame that is not JSON (cut in the middle of a dispatch). */
-const InvalidJson = `{"t":"MESSAGE_CREATE","s":1,"op":0,"d":{"content":"cut here`
-/** A well-formed frame with an opcode the gateway does not define. */
-const UnknownOp = `{"t":null,"s":null,"op":42,"d":{"soak":"unknown opcode"}}`
+export const SessionEndingKinds: ReadonlySet<FaultKind> = SimulatorFaults.SessionEndingKinds
 
 /** Applies `kind` to the connections of `target` (events go through `traffic`, so the ledger knows them). */
 export const apply = (
@@ -91,32 +31,10 @@ export const apply = (
   traffic: SoakTraffic,
   kind: FaultKind,
   target: ShardTuple
-): Effect.Effect<void> => {
-  const code = closeCodeOf(kind)
-  if (code !== undefined) return simulator.close(target, code, `soak: ${kind}`)
-  switch (kind) {
-    case "drop":
-      return simulator.drop(target)
-    case "op 7":
-      return simulator.reconnect(target)
-    case "op 9 true":
-      return simulator.invalidateSession(target, true)
-    case "op 9 false":
-      return simulator.invalidateSession(target, false)
-    case "zombie":
-      return simulator.withholdAcks(target, true)
-    case "heartbeat request":
-      return simulator.requestHeartbeat(target)
-    case "invalid JSON":
-      return simulator.sendRaw(target, InvalidJson)
-    case "unknown op":
-      return simulator.sendRaw(target, UnknownOp)
-    case "unknown event":
-      return Effect.asVoid(traffic.emitToShard(UnknownEventName, target))
-    default:
-      return Effect.void
-  }
-}
+): Effect.Effect<void> =>
+  kind === "unknown event"
+    ? Effect.asVoid(traffic.emitToShard(UnknownEventName, target))
+    : SimulatorFaults.apply(simulator, kind, target)
 
 /** One injected fault. */
 export interface InjectedFault {

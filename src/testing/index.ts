@@ -5,5 +5,6 @@
  * WebSocket and HTTP on 127.0.0.1.
  */
 export * from "./GatewaySimulator.ts"
+export * as SimulatorFaults from "./SimulatorFaults.ts"
 export * as SimulatorHttpClient from "./SimulatorHttpClient.ts"
 export * as SimulatorSocketServer from "./SimulatorSocketServer.ts"
