@@ -223,37 +223,34 @@ const makeMemoryUnsafe = (maxGuilds: number): CacheService => {
     for (const id of ids) markUnavailable(id)
   }
 
-  const onGuildCreate = (data: unknown): void => {
-    const id = snowflakeOf(field(data, "id"))
-    if (id === undefined) return
-    if (field(data, "unavailable") === true) return markUnavailable(id)
+  /** Records a guild from a GUILD_CREATE/UPDATE payload; `unavailable` decides its availability from the previous entry. */
+  const upsert = (id: string, data: unknown, unavailable: (prev: CachedGuild | undefined) => boolean): void => {
     const prev = guilds.get(id)
     put(
       prev,
       entry(
         id,
         shardIdForGuild(id, mappingCount),
-        false,
+        unavailable(prev),
         stringOf(field(data, "name")) ?? prev?.name,
         countOf(field(data, "member_count")) ?? prev?.memberCount
       )
     )
   }
 
+  /** A join, or a guild available again (or, in an outage form, unavailable). */
+  const onGuildCreate = (data: unknown): void => {
+    const id = snowflakeOf(field(data, "id"))
+    if (id === undefined) return
+    if (field(data, "unavailable") === true) return markUnavailable(id)
+    upsert(id, data, () => false)
+  }
+
+  /** New details; availability unchanged (an unknown guild is added as available). */
   const onGuildUpdate = (data: unknown): void => {
     const id = snowflakeOf(field(data, "id"))
     if (id === undefined) return
-    const prev = guilds.get(id)
-    put(
-      prev,
-      entry(
-        id,
-        shardIdForGuild(id, mappingCount),
-        prev?.unavailable ?? false,
-        stringOf(field(data, "name")) ?? prev?.name,
-        countOf(field(data, "member_count")) ?? prev?.memberCount
-      )
-    )
+    upsert(id, data, (prev) => prev?.unavailable ?? false)
   }
 
   const onGuildDelete = (data: unknown): void => {

@@ -208,40 +208,31 @@ export const validateOptions = (
       if (fix !== undefined) problem("largeThreshold", fix)
     }
 
-    let presence: PresenceUpdateData | undefined
-    if (options.presence !== undefined) {
-      const decoded = parsePresence(options.presence)
-      if (Result.isFailure(decoded)) problem("presence", decoded.failure)
-      else presence = decoded.success
+    /** An optional option: undefined when absent, else parsed — or reported, with `hint` after the fix. */
+    const optional = <I, A>(
+      option: string,
+      value: I | undefined,
+      parse: (value: I) => Result.Result<A, string>,
+      hint = ""
+    ): A | undefined => {
+      if (value === undefined) return undefined
+      const parsed = parse(value)
+      if (Result.isSuccess(parsed)) return parsed.success
+      problem(option, hint === "" ? parsed.failure : `${parsed.failure} ${hint}`)
+      return undefined
     }
 
-    let apiBaseUrl = DefaultApiBaseUrl
-    if (options.apiBaseUrl !== undefined) {
-      const parsed = parseApiBaseUrl(options.apiBaseUrl)
-      if (Result.isFailure(parsed)) problem("apiBaseUrl", parsed.failure)
-      else apiBaseUrl = parsed.success
-    }
-
-    let gatewayUrl: string | undefined
-    if (options.gatewayUrl !== undefined) {
-      const parsed = parseGatewayUrl(options.gatewayUrl)
-      if (Result.isFailure(parsed)) problem("gatewayUrl", parsed.failure)
-      else gatewayUrl = parsed.success
-    }
-
-    let guildWaitTimeout = DefaultGuildWaitTimeout
-    if (options.guildWaitTimeout !== undefined) {
-      const parsed = parseDuration(options.guildWaitTimeout, false)
-      if (Result.isFailure(parsed)) problem("guildWaitTimeout", parsed.failure)
-      else guildWaitTimeout = parsed.success
-    }
-
-    let staleAfter: Duration.Duration | null = null
-    if (options.staleAfter !== undefined && options.staleAfter !== null) {
-      const parsed = parseDuration(options.staleAfter, true)
-      if (Result.isFailure(parsed)) problem("staleAfter", `${parsed.failure} Use null to turn the watchdog off.`)
-      else staleAfter = parsed.success
-    }
+    const presence = optional("presence", options.presence, parsePresence)
+    const apiBaseUrl = optional("apiBaseUrl", options.apiBaseUrl, parseApiBaseUrl) ?? DefaultApiBaseUrl
+    const gatewayUrl = optional("gatewayUrl", options.gatewayUrl, parseGatewayUrl)
+    const guildWaitTimeout = optional("guildWaitTimeout", options.guildWaitTimeout, (d) => parseDuration(d, false)) ??
+      DefaultGuildWaitTimeout
+    const staleAfter = optional(
+      "staleAfter",
+      options.staleAfter ?? undefined,
+      (d) => parseDuration(d, true),
+      "Use null to turn the watchdog off."
+    ) ?? null
 
     if (problems.length > 0) return Effect.fail(new GatewayConfigError({ problems }))
     const validated: ValidatedGatewayOptions = {

@@ -36,7 +36,6 @@ import {
   Redacted,
   Schedule,
   Schema,
-  type Scope,
   type Stream,
   SubscriptionRef
 } from "effect"
@@ -584,7 +583,11 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
           }
           const frame = decodeServerFrame(text)
           if (frame instanceof FrameDecodeError) yield* onDecodeError(frame)
-          else yield* onFrame(frame)
+          else {
+            // Most frames finish synchronously (Effect.void): no generator step for them.
+            const handled = onFrame(frame)
+            if (handled !== Effect.void) yield* handled
+          }
           if (lazyDataError !== undefined) {
             const detail = lazyDataError
             lazyDataError = undefined
@@ -691,9 +694,3 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
   }
   return shard
 })
-
-/** Runs a shard in the current fiber until it is stopped (never, here) or fails with a fatal close code. */
-export const run = (options: ShardOptions) =>
-  Effect.scoped(Effect.flatMap(make(options), (shard) => shard.join))
-
-export type ShardRequirements = GatewayTransport | IdentifyRateLimiter | SessionStore | DispatchSink | Scope.Scope
