@@ -1,6 +1,9 @@
 /**
  * NodeTransport: the real `GatewayTransport`, a WebSocket client over effect/socket and the `ws` package.
  *
+ * The `ws` socket reaches effect/socket through `CoalescingWebSocket`, so each read hands the shard every
+ * frame of one event-loop turn at once (one fiber resume per TCP read, not per frame).
+ *
  * `connect` opens the socket in the caller's Scope and resolves once it is open; an open failure or timeout
  * is a `ConnectFailed`. `receive` hands over the raw frames (text as strings, binary as bytes) in batches;
  * every end of the connection fails it with `ConnectionClosed`: the server's close code and reason
@@ -12,10 +15,12 @@
  */
 import { NodeWS } from "@effect/platform-node"
 import { Duration, Effect, Exit, Layer, Scope } from "effect"
+import type { NonEmptyReadonlyArray } from "effect/Array"
 import { Socket } from "effect/socket"
 import { ConnectFailed, ConnectionClosed } from "../Errors.ts"
 import { GatewayTransport } from "./GatewayTransport.ts"
 import type { GatewayConnection } from "./GatewayTransport.ts"
+import { CoalescingWebSocket, FrameBatch, isNodeWebSocket } from "./CoalescingWebSocket.ts"
 
 const OPEN = 1
 /** A close frame's reason is at most 123 bytes (RFC 6455 §5.5); `ws` throws on longer ones. */
@@ -56,6 +61,23 @@ const connectFailed = (url: string, error: Socket.SocketError, openTimeout: Dura
   return new ConnectFailed({ url, detail })
 }
 
+/** effect/socket's batches hold `FrameBatch`es (one per event-loop turn): hand over their frames, in order. */
+const unbatch = (
+  messages: NonEmptyReadonlyArray<string | Uint8Array>
+): NonEmptyReadonlyArray<string | Uint8Array> => {
+  const first = messages[0] as string | Uint8Array | FrameBatch
+  if (messages.length === 1 && first instanceof FrameBatch) {
+    return first.frames as unknown as NonEmptyReadonlyArray<string | Uint8Array>
+  }
+  const frames: Array<string | Uint8Array> = []
+  for (const message of messages as ReadonlyArray<string | Uint8Array | FrameBatch>) {
+    if (message instanceof FrameBatch) {
+      for (const frame of message.frames) frames.push(frame)
+    } else frames.push(message)
+  }
+  return frames as unknown as NonEmptyReadonlyArray<string | Uint8Array>
+}
+
 const DEFAULT_OPEN_TIMEOUT: Duration.Input = "10 seconds"
 
 type MakeWebSocket = (url: string, options?: Socket.WebSocketConstructorOptions | undefined) => Socket.WebSocketLike
@@ -72,7 +94,8 @@ const connectWith = (
     let seenClose: { readonly code: number; readonly reason: string } | undefined
     let ws: Socket.WebSocketLike | undefined
     const capture: MakeWebSocket = (u, options) => {
-      const created = makeWebSocket(u, options)
+      const made = makeWebSocket(u, options)
+      const created = isNodeWebSocket(made) ? new CoalescingWebSocket(made) : made
       // Registered before the reader's own listener: its resume may run the receiving fiber synchronously,
       // and that fiber must already see the close here.
       created.addEventListener("close", (event) => {
@@ -116,7 +139,7 @@ const connectWith = (
       return new ConnectionClosed({ code: 1006, reason: "", by: closedByClient ? "client" : "transport" })
     }
 
-    const receive = Effect.mapError(reader.pull, fromSocketError)
+    const receive = reader.pull.pipe(Effect.map(unbatch), Effect.mapError(fromSocketError))
 
     // `ws` silently drops a frame sent after the close started; fail instead.
     const send = (frame: string): Effect.Effect<void, ConnectionClosed> =>
