@@ -10,7 +10,9 @@
  * effect/socket's backpressure (pause `ws` at its high-water mark) still counts real bytes.
  *
  * Order is kept: frames leave in arrival order, and pending frames are flushed before a `close` or `error`
- * event is passed on (PROTOCOL.md §1.10: frames received before the close are delivered first).
+ * event is passed on (PROTOCOL.md §1.10: frames received before the close are delivered first). The close
+ * code and reason are recorded (`closed`) before that flush. Listeners follow EventTarget rules: one
+ * registration per (type, listener), `once` honoured, called in the order added.
  */
 import type { Socket } from "effect/socket"
 import type { RawData, WebSocket } from "ws"
@@ -32,7 +34,6 @@ type EventName = "open" | "message" | "error" | "close"
 const toBuffer = (data: RawData): Buffer =>
   Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
 
-const ignore = () => {}
 
 /** `ws`'s WebSocket with its Node-only flow control, as NodeWS creates it. */
 export interface NodeWebSocket extends Socket.WebSocketLike {
@@ -47,21 +48,27 @@ export const isNodeWebSocket = (ws: Socket.WebSocketLike): ws is NodeWebSocket =
   typeof (ws as Partial<NodeWebSocket>).on === "function" && typeof (ws as Partial<NodeWebSocket>).pause === "function"
 
 export class CoalescingWebSocket implements Socket.WebSocketLike {
+  private readonly ws: NodeWebSocket
   private pending: Array<string | Uint8Array> = []
   private pendingBytes = 0
-  private readonly messageListeners: Array<Listener> = []
-  /** Each listener registered for open/error/close with the `ws` handler standing for it. */
-  private readonly handlers = new Map<Listener, { readonly type: EventName; readonly handler: (...args: Array<any>) => void }>()
+  /** Listeners per event type, as an EventTarget keeps them: each (type, listener) once, in order added. */
+  private readonly listeners: Record<EventName, Map<Listener, { readonly once: boolean }>> = {
+    open: new Map(),
+    message: new Map(),
+    error: new Map(),
+    close: new Map()
+  }
+  /** The close the server (or the network) ended the connection with, known before any listener runs. */
+  closed: { readonly code: number; readonly reason: string } | undefined = undefined
+
   private readonly flush = () => {
     if (this.pending.length === 0) return
     const batch = new FrameBatch(this.pending, this.pendingBytes)
     this.pending = []
     this.pendingBytes = 0
-    const event = { type: "message", data: batch }
-    for (const listener of this.messageListeners.slice()) listener(event)
+    this.dispatch("message", { type: "message", data: batch })
   }
 
-  private readonly ws: NodeWebSocket
   constructor(ws: NodeWebSocket) {
     this.ws = ws
     ws.on("message", (data: RawData, isBinary: boolean) => {
@@ -70,8 +77,23 @@ export class CoalescingWebSocket implements Socket.WebSocketLike {
       this.pending.push(isBinary ? bytes : bytes.toString())
       this.pendingBytes += bytes.byteLength
     })
-    // `ws` throws an 'error' nobody listens to; the listeners below report it, this keeps it from crashing.
-    ws.on("error", ignore)
+    ws.on("open", () => this.dispatch("open", { type: "open" }))
+    // `ws` throws an 'error' nobody listens to; this listener always exists, so it never does.
+    ws.on("error", (error: Error) => {
+      this.flush()
+      const event: Socket.WebSocketEvent & { readonly error: unknown; readonly message: string } = {
+        type: "error",
+        error,
+        message: error?.message ?? ""
+      }
+      this.dispatch("error", event)
+    })
+    ws.on("close", (code: number, reason: Buffer) => {
+      // Recorded first: a listener woken by the flush (a reader that sends) already sees the close.
+      this.closed = { code, reason: reason.toString() }
+      this.flush()
+      this.dispatch("close", { type: "close", ...this.closed })
+    })
   }
 
   get readyState(): number {
@@ -91,31 +113,12 @@ export class CoalescingWebSocket implements Socket.WebSocketLike {
   }
 
   addEventListener(type: EventName, listener: Listener, options?: { readonly once?: boolean }): void {
-    if (type === "message") {
-      this.messageListeners.push(listener)
-      return
-    }
-    if (this.handlers.has(listener)) return
-    const once = options?.once === true
-    const handler = (...args: Array<any>) => {
-      if (once) this.removeEventListener(type, listener)
-      this.flush()
-      listener(this.event(type, args))
-    }
-    this.handlers.set(listener, { type, handler })
-    this.ws.on(type, handler)
+    const listeners = this.listeners[type]
+    if (!listeners.has(listener)) listeners.set(listener, { once: options?.once === true })
   }
 
   removeEventListener(type: EventName, listener: Listener): void {
-    if (type === "message") {
-      const index = this.messageListeners.indexOf(listener)
-      if (index >= 0) this.messageListeners.splice(index, 1)
-      return
-    }
-    const entry = this.handlers.get(listener)
-    if (entry === undefined || entry.type !== type) return
-    this.handlers.delete(listener)
-    this.ws.off(type, entry.handler)
+    this.listeners[type].delete(listener)
   }
 
   close(code?: number, reason?: string): void {
@@ -126,22 +129,13 @@ export class CoalescingWebSocket implements Socket.WebSocketLike {
     this.ws.send(data)
   }
 
-  private event(type: EventName, args: Array<any>): Socket.WebSocketEvent {
-    switch (type) {
-      case "close":
-        return { type, code: args[0] as number, reason: String(args[1] ?? "") }
-      case "error": {
-        // shaped like the DOM ErrorEvent `ws` would give: `error` and `message`
-        const error = args[0] as Error | undefined
-        const event: Socket.WebSocketEvent & { readonly error?: unknown; readonly message?: string } = {
-          type,
-          error,
-          message: error?.message ?? ""
-        }
-        return event
-      }
-      default:
-        return { type }
+  private dispatch(type: EventName, event: Socket.WebSocketEvent): void {
+    const listeners = this.listeners[type]
+    if (listeners.size === 0) return
+    // A listener may add or remove listeners: call the ones registered now.
+    for (const [listener, { once }] of [...listeners]) {
+      if (once) listeners.delete(listener)
+      listener(event)
     }
   }
 }

@@ -90,18 +90,11 @@ const connectWith = (
   Effect.gen(function*() {
     // The connection gets its own child of the caller's Scope so a failed open is released at once.
     const scope = yield* Scope.fork(yield* Effect.scope)
-    // What we know about the end of the connection, for errors raised without a SocketCloseError.
-    let seenClose: { readonly code: number; readonly reason: string } | undefined
-    let ws: Socket.WebSocketLike | undefined
+    let ws: CoalescingWebSocket | undefined
     const capture: MakeWebSocket = (u, options) => {
       const made = makeWebSocket(u, options)
-      const created = isNodeWebSocket(made) ? new CoalescingWebSocket(made) : made
-      // Registered before the reader's own listener: its resume may run the receiving fiber synchronously,
-      // and that fiber must already see the close here.
-      created.addEventListener("close", (event) => {
-        seenClose = { code: typeof event.code === "number" ? event.code : 1006, reason: event.reason ?? "" }
-      }, { once: true })
-      return ws = created
+      if (!isNodeWebSocket(made)) throw new TypeError("NodeTransport needs the `ws` package's WebSocket (NodeWS)")
+      return ws = new CoalescingWebSocket(made)
     }
     const socket = yield* Socket.makeWebSocket(url, { openTimeout }).pipe(
       Effect.provideService(Socket.WebSocketConstructor, capture)
@@ -127,9 +120,10 @@ const connectWith = (
         reason,
         by: closedByClient ? "client" : code === 1006 ? "transport" : "server"
       })
+    // The close as `ws` reported it, known before any frame flushed with it reaches the reader.
     const currentClosed = (): ConnectionClosed =>
-      seenClose !== undefined
-        ? closed(seenClose.code, seenClose.reason)
+      socketWs.closed !== undefined
+        ? closed(socketWs.closed.code, socketWs.closed.reason)
         : closedByClient
         ? closed(clientCode, clientReason)
         : closed(1006, "")
