@@ -51,13 +51,11 @@ export class CoalescingWebSocket implements Socket.WebSocketLike {
   private readonly ws: NodeWebSocket
   private pending: Array<string | Uint8Array> = []
   private pendingBytes = 0
-  /** Listeners per event type, as an EventTarget keeps them: each (type, listener) once, in order added. */
-  private readonly listeners: Record<EventName, Map<Listener, { readonly once: boolean }>> = {
-    open: new Map(),
-    message: new Map(),
-    error: new Map(),
-    close: new Map()
-  }
+  /**
+   * Listeners as an EventTarget keeps them: each (type, listener) once, in the order added. One short array
+   * (a connection has about five), not a collection per type: this object lives as long as the connection.
+   */
+  private listeners: Array<{ readonly type: EventName; readonly listener: Listener; readonly once: boolean }> = []
   /** The close the server (or the network) ended the connection with, known before any listener runs. */
   closed: { readonly code: number; readonly reason: string } | undefined = undefined
 
@@ -113,12 +111,12 @@ export class CoalescingWebSocket implements Socket.WebSocketLike {
   }
 
   addEventListener(type: EventName, listener: Listener, options?: { readonly once?: boolean }): void {
-    const listeners = this.listeners[type]
-    if (!listeners.has(listener)) listeners.set(listener, { once: options?.once === true })
+    if (this.listeners.some((entry) => entry.type === type && entry.listener === listener)) return
+    this.listeners.push({ type, listener, once: options?.once === true })
   }
 
   removeEventListener(type: EventName, listener: Listener): void {
-    this.listeners[type].delete(listener)
+    this.listeners = this.listeners.filter((entry) => entry.type !== type || entry.listener !== listener)
   }
 
   close(code?: number, reason?: string): void {
@@ -130,12 +128,14 @@ export class CoalescingWebSocket implements Socket.WebSocketLike {
   }
 
   private dispatch(type: EventName, event: Socket.WebSocketEvent): void {
-    const listeners = this.listeners[type]
-    if (listeners.size === 0) return
-    // A listener may add or remove listeners: call the ones registered now.
-    for (const [listener, { once }] of [...listeners]) {
-      if (once) listeners.delete(listener)
-      listener(event)
+    // Listeners added meanwhile wait for the next event; removed ones are not called (removal makes a new array).
+    const listeners = this.listeners
+    for (let i = 0; i < listeners.length; i++) {
+      const entry = listeners[i]!
+      if (entry.type !== type) continue
+      if (listeners !== this.listeners && !this.listeners.includes(entry)) continue
+      if (entry.once) this.removeEventListener(type, entry.listener)
+      entry.listener(event)
     }
   }
 }

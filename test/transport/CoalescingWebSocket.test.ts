@@ -423,6 +423,19 @@ describe("CoalescingWebSocket", () => {
       ws.emit("message", Buffer.from("b"), false)
       yield* drainMicrotasks
       expect(calls).toBe(1)
+
+      // a listener removed by an earlier one during the same event is not called
+      const order: Array<string> = []
+      const second = () => {
+        order.push("second")
+      }
+      socket.addEventListener("open", () => {
+        order.push("first")
+        socket.removeEventListener("open", second)
+      })
+      socket.addEventListener("open", second)
+      ws.emit("open")
+      expect(order).toEqual(["first"])
     }))
 
   it.live("NodeTransport: a send woken by the frames of a same-tick close sees that close (4000, server), not 1006", () =>
