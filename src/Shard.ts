@@ -564,23 +564,27 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     const readLoop: Effect.Effect<Outcome, FatalCloseError> = Effect.gen(function*() {
       while (true) {
         const batch = yield* conn.receive
-        for (let i = 0; i < batch.length; i++) {
+        // Without compression the text frames are the messages: the Inflater is only needed once a binary
+        // (payload-compressed) frame appears. Otherwise the whole batch is inflated at once.
+        let texts = batch as ReadonlyArray<string>
+        let inflate = !inflater.passthrough
+        for (let i = 0; !inflate && i < batch.length; i++) inflate = typeof batch[i] !== "string"
+        if (inflate) {
           if (finished) return yield* Deferred.await(ended)
-          const raw = batch[i]!
-          let text: string
-          if (typeof raw === "string") {
-            text = raw
-          } else {
-            const inflated = yield* Effect.result(inflater.push(raw))
-            if (inflated._tag === "Failure") {
-              yield* onDecodeError(inflated.failure)
-              // A corrupt compression stream cannot be resynchronised: reconnect.
-              yield* finish({ kind: "closed" }, ResumableCloseCode)
-              continue
-            }
-            if (inflated.success === undefined) continue
-            text = inflated.success
+          const inflated = yield* Effect.result(inflater.push(batch))
+          if (inflated._tag === "Failure") {
+            yield* onDecodeError(inflated.failure)
+            // A corrupt compression stream cannot be resynchronised: reconnect. The messages of this batch
+            // that did decode are not handled either; nothing is lost, since the shard resumes and the
+            // gateway replays every dispatch after the last sequence number we did handle.
+            yield* finish({ kind: "closed" }, ResumableCloseCode)
+            return yield* Deferred.await(ended)
           }
+          texts = inflated.success
+        }
+        for (let i = 0; i < texts.length; i++) {
+          if (finished) return yield* Deferred.await(ended)
+          const text = texts[i]!
           const frame = decodeServerFrame(text)
           if (frame instanceof FrameDecodeError) yield* onDecodeError(frame)
           else {

@@ -27,15 +27,12 @@ const open = (server: TestServer, compression: Compression = "none") =>
     return { connection, serverSide }
   })
 
-/** Receives until `count` messages came out of `inflater` (each receive yields at least one frame). */
+/** Receives batches until `count` messages came out of `inflater` (each receive yields at least one frame). */
 const receiveMessages = (connection: GatewayConnection, inflater: Inflater.Inflater, count: number) =>
   Effect.gen(function*() {
     const out: Array<string> = []
     while (out.length < count) {
-      for (const frame of yield* connection.receive) {
-        const text = yield* inflater.push(frame)
-        if (text !== undefined) out.push(text)
-      }
+      out.push(...(yield* inflater.push(yield* connection.receive)))
     }
     return out
   })
@@ -255,12 +252,7 @@ describe("NodeTransport", () => {
       }
       const frames = yield* receiveFrames(connection, texts.length)
       expect(frames.map((frame) => typeof frame)).toEqual(texts.map((_, i) => i % 2 === 0 ? "string" : "object"))
-      const out: Array<string> = []
-      for (const frame of frames) {
-        const text = typeof frame === "string" && inflater.passthrough ? frame : yield* inflater.push(frame)
-        if (text !== undefined) out.push(text)
-      }
-      expect(out).toEqual(texts)
+      expect(yield* inflater.push(frames)).toEqual(texts)
     }).pipe(Effect.provide(NodeTransport.layer)))
 
   it.live("a corrupt compressed frame on the wire gives FrameDecodeError", () =>
