@@ -28,7 +28,6 @@ import {
   Effect,
   Exit,
   Fiber,
-  Metric,
   Option,
   Queue,
   Random,
@@ -221,7 +220,6 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
   const readyTimeoutMs = Duration.toMillis(Duration.fromInputUnsafe(options.readyTimeout ?? "30 seconds"))
   const invalidDelay = options.invalidSessionDelayMs ?? { min: 1000, max: 5000 }
   const reconnectSchedule = options.reconnectSchedule ?? reconnectBackoff
-  const metrics = Metrics.forShard(shardId)
 
   const identifyFrame = JSON.stringify({
     op: 2,
@@ -319,7 +317,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     }
     resumeUrlRefused = false
     yield* setPhase("hello")
-    yield* Metric.update(metrics.connections, 1)
+    yield* Metrics.updateForShard(Metrics.connections, shardId, 1)
     const conn: GatewayConnection = opened.success
     const connectionScope = yield* Effect.scope
     const fork = <A, E>(effect: Effect.Effect<A, E>) => Effect.forkIn(effect, connectionScope)
@@ -412,15 +410,15 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
           d: { token: Redacted.value(options.token), session_id: current.sessionId, seq: current.sequence }
         }))
         yield* counted("resumes")
-        yield* Metric.update(metrics.resumes, 1)
+        yield* Metrics.updateForShard(Metrics.resumes, shardId, 1)
       } else {
         yield* setPhase("identifying")
         const waitStart = clock.currentTimeMillisUnsafe()
         yield* identifyLimiter.acquire(shardId)
-        yield* Metric.update(metrics.identifyWaitMs, clock.currentTimeMillisUnsafe() - waitStart)
+        yield* Metrics.updateForShard(Metrics.identifyWaitMs, shardId, clock.currentTimeMillisUnsafe() - waitStart)
         yield* sendPriority(identifyFrame)
         yield* counted("identifies")
-        yield* Metric.update(metrics.identifies, 1)
+        yield* Metrics.updateForShard(Metrics.identifies, shardId, 1)
       }
       progressAt = clock.currentTimeMillisUnsafe()
       yield* Effect.raceFirst(Deferred.await(readyArrived), readyDeadline)
@@ -449,7 +447,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
 
     const onDecodeError = (error: FrameDecodeError) =>
       Effect.gen(function*() {
-        yield* Metric.update(metrics.decodeErrors, 1)
+        yield* Metrics.updateForShard(Metrics.decodeErrors, shardId, 1)
         yield* update({ lastError: error.message })
         yield* Effect.logWarning(error.message)
         // Without a valid Hello or READY the connection cannot go on; anything else is skipped.
@@ -526,7 +524,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
           awaitingAck = false
           if (ready) acksSinceReady++
           const latencyMs = clock.currentTimeMillisUnsafe() - lastBeatAt
-          return Effect.andThen(Metric.update(metrics.heartbeatLatencyMs, latencyMs), update({ latencyMs }))
+          return Effect.andThen(Metrics.updateForShard(Metrics.heartbeatLatencyMs, shardId, latencyMs), update({ latencyMs }))
         }
         case 1:
           // "Heartbeat now": answered at once, outside the regular schedule (item 8).
@@ -627,7 +625,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     while (stopping === null) {
       if (attempt++ > 0) {
         yield* counted("reconnects")
-        yield* Metric.update(metrics.reconnects, 1)
+        yield* Metrics.updateForShard(Metrics.reconnects, shardId, 1)
       }
       const outcome = yield* connectOnce
       if (stopping !== null || outcome.kind === "stopped") break
