@@ -102,6 +102,8 @@ export interface ShardOptions {
   readonly commandBuffer?: number | undefined
   /** Called with the new state on every change `changes` emits (a supervisor's hook; no extra fiber). */
   readonly onStateChange?: ((state: ShardState) => Effect.Effect<void>) | undefined
+  /** Called once when the shard ends, with how it ended, on its own fiber (a supervisor's hook; no extra fiber). */
+  readonly onEnd?: ((exit: Exit.Exit<void, FatalCloseError>) => Effect.Effect<void>) | undefined
 }
 
 /** A command users send on a shard (PROTOCOL.md §6.2). Heartbeat, IDENTIFY and RESUME are the shard's own. */
@@ -677,13 +679,15 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     Effect.annotateLogs({ shard: shardId, shardCount })
   )
 
-  const fiber = yield* Effect.forkScoped(Effect.gen(function*() {
+  const life = Effect.gen(function*() {
     yield* lifecycle
     // Graceful end: keep the session for a resumable stop, forget it otherwise.
     if (stopping !== null && !stopping.resumable) session = null
     yield* saveSession
     yield* setPhase("stopped")
-  }))
+  })
+  const onEnd = options.onEnd
+  const fiber = yield* Effect.forkScoped(onEnd === undefined ? life : Effect.onExit(life, onEnd))
 
   const shard: Shard = {
     id: shardId,
