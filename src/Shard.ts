@@ -29,6 +29,7 @@ import {
   Exit,
   Fiber,
   Option,
+  type Pull,
   Queue,
   Random,
   Result,
@@ -646,7 +647,8 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     Effect.raceFirst(Effect.ignore(wait), Deferred.await(stopSignal))
 
   const lifecycle: Effect.Effect<void, FatalCloseError> = Effect.gen(function*() {
-    let backoff = yield* Schedule.toStepWithSleep(reconnectSchedule)
+    // The reconnect schedule's state, made at the first failed attempt and dropped after a healthy connection.
+    let backoff: ((input: unknown) => Pull.Pull<unknown, never, unknown>) | undefined
     let attempt = 0
     while (stopping === null) {
       if (attempt++ > 0) {
@@ -661,8 +663,9 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
         const wait = yield* Random.nextBetween(invalidDelay.min, invalidDelay.max)
         yield* interruptibleWait(Effect.sleep(Duration.millis(Math.round(wait))))
       } else if (outcome.healthy) {
-        backoff = yield* Schedule.toStepWithSleep(reconnectSchedule)
+        backoff = undefined
       } else {
+        backoff ??= yield* Schedule.toStepWithSleep(reconnectSchedule)
         yield* interruptibleWait(backoff(undefined))
       }
     }
