@@ -120,9 +120,10 @@ const makeWindow = (capacity: number, windowMs: number) => {
 
 const makeWith = (clock: Clock.Clock, limit: number, windowMs: number, heartbeatIntervalMs: number): SendLimiter => {
   const commandCap = limit - heartbeatReserve(heartbeatIntervalMs, windowMs, limit)
-  // Every frame, and commands alone. Nothing is recorded past a cap, so neither ever overflows.
+  // Every frame, and commands alone (made at the first command: many connections only ever beat). Nothing is
+  // recorded past a cap, so neither ever overflows.
   const all = makeWindow(limit, windowMs)
-  const commands = makeWindow(commandCap, windowMs)
+  let commands: ReturnType<typeof makeWindow> | undefined
 
   /**
    * Records a send of this priority now if there is room and returns 0; otherwise returns how long
@@ -136,6 +137,7 @@ const makeWith = (clock: Clock.Clock, limit: number, windowMs: number, heartbeat
       if (waitAll === 0) all.record(now)
       return waitAll
     }
+    commands ??= makeWindow(commandCap, windowMs)
     commands.evict(now)
     const wait = Math.max(waitAll, commands.waitFor(commandCap, now))
     if (wait === 0) {
@@ -187,11 +189,11 @@ const makeWith = (clock: Clock.Clock, limit: number, windowMs: number, heartbeat
     })
   }
 
-  const command = lane("command")
   const heartbeat = lane("heartbeat")
+  let command: Effect.Effect<void> | undefined
 
   return {
-    acquire: (priority) => priority === "heartbeat" ? heartbeat : command,
+    acquire: (priority) => priority === "heartbeat" ? heartbeat : (command ??= lane("command")),
     inWindow: Effect.sync(() => {
       all.evict(clock.currentTimeMillisUnsafe())
       return all.size()
