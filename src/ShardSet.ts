@@ -58,6 +58,15 @@ const RuntimeEvents: ReadonlySet<string> = new Set([
   "RATE_LIMITED"
 ])
 
+/** What a shard's sink has besides `publish` and `wants`: it is write-only. */
+const writeOnlySink = {
+  subscription: () => Effect.die("a shard's sink is write-only"),
+  subscribe: () => Stream.die("a shard's sink is write-only"),
+  end: Effect.void,
+  fail: () => Effect.void,
+  subscriberCount: Effect.succeed(0)
+} satisfies Omit<DispatchSink["Service"], "publish" | "wants">
+
 export interface ShardSetParams {
   readonly layout: ShardLayout
   /** Options of one shard (read when it starts: presence may have changed). */
@@ -118,6 +127,8 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
   })
   const shardOf = (guildId: string) => Number((BigInt(guildId) >> 22n) % BigInt(layout.count))
 
+  const wantsEvent = (name: string) => RuntimeEvents.has(name) || wants(name)
+
   const sinkFor = (readiness: ShardReadiness.ShardReadiness) => {
     return (dispatch: Dispatch): Effect.Effect<void> => {
       switch (dispatch.name) {
@@ -150,16 +161,7 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
         guildWaitTimeout: guildWaitTimeout,
         onReady: (info) => onShardReady(shardId, info)
       })
-      const publish = sinkFor(readiness)
-      const sink = DispatchSink.of({
-        publish,
-        subscription: () => Effect.die("a shard's sink is write-only"),
-        subscribe: () => Stream.die("a shard's sink is write-only"),
-        end: Effect.void,
-        fail: () => Effect.void,
-        subscriberCount: Effect.succeed(0),
-        wants: (name) => RuntimeEvents.has(name) || wants(name)
-      })
+      const sink = DispatchSink.of({ ...writeOnlySink, publish: sinkFor(readiness), wants: wantsEvent })
       // Status follows the shard's phase; a session leaving "ready" fails its in-flight member requests.
       let wasReady = false
       const onStateChange = (state: ShardState): Effect.Effect<void> => {
