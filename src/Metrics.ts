@@ -1,6 +1,6 @@
 /**
- * The runtime's Effect Metrics. Shards update them with a `shard` attribute (built once per shard, never
- * per event); export them with any effect/observability exporter (Prometheus, OTLP).
+ * The runtime's Effect Metrics. Shards update them with a `shard` attribute (`updateForShard`, never per
+ * event); export them with any effect/observability exporter (Prometheus, OTLP).
  */
 import { Metric } from "effect"
 
@@ -37,16 +37,10 @@ export const heartbeatLatencyMs = Metric.histogram("discord_gateway_heartbeat_la
   boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 14 })
 })
 
-/** The metrics a shard updates, with its shard attribute applied once. */
-export const forShard = (shardId: number) => {
-  const attributes = { shard: String(shardId) }
-  return {
-    connections: Metric.withAttributes(connections, attributes),
-    reconnects: Metric.withAttributes(reconnects, attributes),
-    identifies: Metric.withAttributes(identifies, attributes),
-    resumes: Metric.withAttributes(resumes, attributes),
-    decodeErrors: Metric.withAttributes(decodeErrors, attributes),
-    identifyWaitMs: Metric.withAttributes(identifyWaitMs, attributes),
-    heartbeatLatencyMs: Metric.withAttributes(heartbeatLatencyMs, attributes)
-  }
-}
+/**
+ * Updates one of the runtime's metrics for a shard (its `shard` attribute). The attributed view is built per
+ * update, not kept per shard: shards update these rarely (connections, identifies, heartbeat ACKs), and an
+ * idle shard then holds no metric objects of its own.
+ */
+export const updateForShard = <In, State>(metric: Metric.Metric<In, State>, shardId: number, input: In) =>
+  Metric.update(Metric.withAttributes(metric, { shard: String(shardId) }), input)

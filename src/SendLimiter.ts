@@ -18,7 +18,8 @@
  * service. Commands are served first come, first served: a caller that has to wait is queued, only
  * the head of the queue sleeps, and it sleeps exactly until the send that blocks it leaves the window
  * (no polling). Heartbeats have their own queue and never wait behind commands. Send times live in a
- * fixed ring buffer of `limit` timestamps: the limiter allocates nothing for a send that need not wait.
+ * ring buffer that starts small and doubles up to `limit` timestamps (an idle connection sends a beat per
+ * interval and keeps a few bytes); once grown, the limiter allocates nothing for a send that need not wait.
  * Time is read from, and slept on, the Clock of the context that made the limiter (TestClock in tests).
  */
 import type { Clock } from "effect"
@@ -33,6 +34,9 @@ export interface SendLimiter {
   /** Frames sent in the current window (for status/tests). */
   readonly inWindow: Effect.Effect<number>
 }
+
+/** Slots a window starts with (a heartbeat per interval and a session start fit). */
+const InitialWindowSlots = 4
 
 /** Discord's limit: 120 frames… */
 export const defaultLimit = 120
@@ -75,9 +79,9 @@ export const make = (options: {
     return Effect.clockWith((clock) => Effect.succeed(makeWith(clock, limit, windowMs, options.heartbeatIntervalMs)))
   })
 
-/** The send times of one kind still inside the window: a ring buffer, oldest first. */
+/** The send times of one kind still inside the window: a ring buffer, oldest first, grown on demand. */
 const makeWindow = (capacity: number, windowMs: number) => {
-  const times = new Float64Array(Math.max(1, capacity))
+  let times = new Float64Array(Math.min(InitialWindowSlots, Math.max(1, capacity)))
   let head = 0
   let size = 0
   return {
@@ -96,7 +100,16 @@ const makeWindow = (capacity: number, windowMs: number) => {
       if (slot >= times.length) slot -= times.length
       return times[slot]! + windowMs - now
     },
+    /** Records a send; the caller never records more than `capacity` sends in the window. */
     record(now: number): void {
+      if (size === times.length) {
+        // Full: double (at most `capacity`), oldest first from slot 0.
+        const grown = new Float64Array(Math.min(capacity, times.length * 2))
+        grown.set(times.subarray(head))
+        grown.set(times.subarray(0, head), times.length - head)
+        times = grown
+        head = 0
+      }
       let slot = head + size
       if (slot >= times.length) slot -= times.length
       times[slot] = now
@@ -107,9 +120,10 @@ const makeWindow = (capacity: number, windowMs: number) => {
 
 const makeWith = (clock: Clock.Clock, limit: number, windowMs: number, heartbeatIntervalMs: number): SendLimiter => {
   const commandCap = limit - heartbeatReserve(heartbeatIntervalMs, windowMs, limit)
-  // Every frame, and commands alone. Nothing is recorded past a cap, so neither ever overflows.
+  // Every frame, and commands alone (made at the first command: many connections only ever beat). Nothing is
+  // recorded past a cap, so neither ever overflows.
   const all = makeWindow(limit, windowMs)
-  const commands = makeWindow(commandCap, windowMs)
+  let commands: ReturnType<typeof makeWindow> | undefined
 
   /**
    * Records a send of this priority now if there is room and returns 0; otherwise returns how long
@@ -123,6 +137,7 @@ const makeWith = (clock: Clock.Clock, limit: number, windowMs: number, heartbeat
       if (waitAll === 0) all.record(now)
       return waitAll
     }
+    commands ??= makeWindow(commandCap, windowMs)
     commands.evict(now)
     const wait = Math.max(waitAll, commands.waitFor(commandCap, now))
     if (wait === 0) {
@@ -174,11 +189,11 @@ const makeWith = (clock: Clock.Clock, limit: number, windowMs: number, heartbeat
     })
   }
 
-  const command = lane("command")
   const heartbeat = lane("heartbeat")
+  let command: Effect.Effect<void> | undefined
 
   return {
-    acquire: (priority) => priority === "heartbeat" ? heartbeat : command,
+    acquire: (priority) => priority === "heartbeat" ? heartbeat : (command ??= lane("command")),
     inWindow: Effect.sync(() => {
       all.evict(clock.currentTimeMillisUnsafe())
       return all.size()

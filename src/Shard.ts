@@ -28,15 +28,15 @@ import {
   Effect,
   Exit,
   Fiber,
-  Metric,
   Option,
+  type Pull,
   Queue,
   Random,
   Result,
   Redacted,
   Schedule,
   Schema,
-  type Stream,
+  Stream,
   SubscriptionRef
 } from "effect"
 import * as Dispatch from "./Dispatch.ts"
@@ -103,6 +103,8 @@ export interface ShardOptions {
   readonly commandBuffer?: number | undefined
   /** Called with the new state on every change `changes` emits (a supervisor's hook; no extra fiber). */
   readonly onStateChange?: ((state: ShardState) => Effect.Effect<void>) | undefined
+  /** Called once when the shard ends, with how it ended, on its own fiber (a supervisor's hook; no extra fiber). */
+  readonly onEnd?: ((exit: Exit.Exit<void, FatalCloseError>) => Effect.Effect<void>) | undefined
 }
 
 /** A command users send on a shard (PROTOCOL.md §6.2). Heartbeat, IDENTIFY and RESUME are the shard's own. */
@@ -221,7 +223,6 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
   const readyTimeoutMs = Duration.toMillis(Duration.fromInputUnsafe(options.readyTimeout ?? "30 seconds"))
   const invalidDelay = options.invalidSessionDelayMs ?? { min: 1000, max: 5000 }
   const reconnectSchedule = options.reconnectSchedule ?? reconnectBackoff
-  const metrics = Metrics.forShard(shardId)
 
   const identifyFrame = JSON.stringify({
     op: 2,
@@ -256,7 +257,11 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
   let pending: PendingCommand | undefined
   /** Closes the live connection for a stop request (with the code the stop asked for). */
   let activeStop: Effect.Effect<void> | undefined
-  const stateRef = yield* SubscriptionRef.make(initialState(shardId, shardCount))
+  /** Starts the ready connection's command sender if it is not running. */
+  let wakePump: Effect.Effect<void> | undefined
+  /** The latest state. `changes` subscribers read it through a SubscriptionRef made on the first subscription. */
+  let state = initialState(shardId, shardCount)
+  let stateRef: SubscriptionRef.SubscriptionRef<ShardState> | undefined
   let eventCounts = new Map<string, number>()
   /** A dispatch whose data, parsed lazily by a reader, was not JSON: reported at the next frame. */
   let lazyDataError: string | undefined
@@ -273,13 +278,15 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     lastDispatchAt
   })
   const onStateChange = options.onStateChange
-  const update = (patch: Partial<ShardState>): Effect.Effect<void> => {
-    const updated = SubscriptionRef.updateAndGet(stateRef, (s) => withLive({ ...s, ...patch }))
-    return onStateChange === undefined ? Effect.asVoid(updated) : Effect.flatMap(updated, onStateChange)
-  }
+  const update = (patch: Partial<ShardState>): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const next = state = withLive({ ...state, ...patch })
+      const published = stateRef === undefined ? Effect.void : SubscriptionRef.set(stateRef, next)
+      return onStateChange === undefined ? published : Effect.andThen(published, onStateChange(next))
+    })
   const setPhase = (phase: ShardPhase) => update({ phase })
   const counted = (field: "reconnects" | "identifies" | "resumes") =>
-    Effect.flatMap(SubscriptionRef.get(stateRef), (s) => update({ [field]: s[field] + 1 }))
+    Effect.suspend(() => update({ [field]: state[field] + 1 }))
 
   const saveSession = Effect.suspend(() => {
     const current = session
@@ -319,7 +326,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     }
     resumeUrlRefused = false
     yield* setPhase("hello")
-    yield* Metric.update(metrics.connections, 1)
+    yield* Metrics.updateForShard(Metrics.connections, shardId, 1)
     const conn: GatewayConnection = opened.success
     const connectionScope = yield* Effect.scope
     const fork = <A, E>(effect: Effect.Effect<A, E>) => Effect.forkIn(effect, connectionScope)
@@ -378,16 +385,15 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       })
     })
 
-    // First beat after I × U[0,1), then every I. `Schedule.spaced` (delay after each beat) rather than
-    // `Schedule.fixed`: fixed computes the next delay modulo the window from a fractional start, and
-    // rounding can make it ~0 — a second beat in the same instant, before the ACK, a false zombie — and
-    // it fires at once after any stall longer than I. A beat takes microseconds, so spaced keeps I ± τ.
-    const heartbeat = (interval: number) =>
-      Effect.gen(function*() {
-        const jitter = yield* Random.next
-        yield* Effect.sleep(Duration.millis(Math.floor(interval * jitter)))
-        yield* Effect.repeat(beat, Schedule.spaced(Duration.millis(interval)))
-      })
+    // First beat after I × U[0,1), then a sleep of I after each beat (a plain loop: no Schedule state kept
+    // per shard). Spaced rather than fixed-rate: a fixed rate computed modulo the window from a fractional
+    // start can round the next delay to ~0 — a second beat in the same instant, before the ACK, a false
+    // zombie — and fires at once after any stall longer than I. A beat takes microseconds: I ± τ.
+    const heartbeat = (interval: number) => {
+      const pause = Effect.sleep(Duration.millis(interval))
+      const beats: Effect.Effect<void> = Effect.andThen(beat, Effect.andThen(pause, Effect.suspend(() => beats)))
+      return Effect.flatMap(Random.next, (jitter) => Effect.andThen(Effect.sleep(Duration.millis(Math.floor(interval * jitter))), beats))
+    }
 
     // Deadlines race the phase they guard: when it completes, their fibers end (no idle sleepers left).
     const helloArrived = yield* Deferred.make<void>()
@@ -412,44 +418,62 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
           d: { token: Redacted.value(options.token), session_id: current.sessionId, seq: current.sequence }
         }))
         yield* counted("resumes")
-        yield* Metric.update(metrics.resumes, 1)
+        yield* Metrics.updateForShard(Metrics.resumes, shardId, 1)
       } else {
         yield* setPhase("identifying")
         const waitStart = clock.currentTimeMillisUnsafe()
         yield* identifyLimiter.acquire(shardId)
-        yield* Metric.update(metrics.identifyWaitMs, clock.currentTimeMillisUnsafe() - waitStart)
+        yield* Metrics.updateForShard(Metrics.identifyWaitMs, shardId, clock.currentTimeMillisUnsafe() - waitStart)
         yield* sendPriority(identifyFrame)
         yield* counted("identifies")
-        yield* Metric.update(metrics.identifies, 1)
+        yield* Metrics.updateForShard(Metrics.identifies, shardId, 1)
       }
       progressAt = clock.currentTimeMillisUnsafe()
       yield* Effect.raceFirst(Deferred.await(readyArrived), readyDeadline)
     })
 
-    const pumpCommands = Effect.gen(function*() {
-      while (true) {
-        const item = pending ?? (yield* Queue.take(commands))
-        pending = item
-        yield* limiter!.acquire("command")
-        // Written and marked done in one uninterruptible step: a command is sent once, never again on the
-        // next connection (if the write fails it stays pending and goes out there).
-        yield* Effect.uninterruptible(Effect.andThen(conn.send(item.frame), () => {
-          pending = undefined
-          return Deferred.succeed(item.done, undefined)
-        }))
+    // Commands go out on a fiber that runs only while some are waiting: it sends the pending one, then the
+    // queued ones in order, and ends when the queue is empty (`send` starts it again). A failed write ends
+    // it for this connection; the command stays pending and goes out on the next one.
+    let pumping = false
+    const pumpCommands: Effect.Effect<void, ConnectionClosed> = Effect.suspend(() => {
+      let item = pending
+      if (item === undefined) {
+        const taken = Queue.takeUnsafe(commands)
+        if (taken === undefined || taken._tag === "Failure") {
+          pumping = false
+          return Effect.void
+        }
+        item = pending = taken.value
       }
-    }).pipe(Effect.ignore)
+      const sending = item
+      return limiter!.acquire("command").pipe(
+        // Written and marked done in one uninterruptible step: a command is sent once, never again on the
+        // next connection.
+        Effect.andThen(Effect.uninterruptible(Effect.andThen(conn.send(sending.frame), () => {
+          pending = undefined
+          return Deferred.succeed(sending.done, undefined)
+        }))),
+        Effect.andThen(pumpCommands)
+      )
+    })
+    const startPump = Effect.suspend(() => {
+      if (pumping || finished) return Effect.void
+      pumping = true
+      return Effect.asVoid(fork(Effect.ignore(pumpCommands)))
+    })
 
     const becameReady = Effect.gen(function*() {
       ready = true
       yield* Deferred.succeed(readyArrived, undefined)
       yield* setPhase("ready")
-      yield* fork(pumpCommands)
+      wakePump = startPump
+      yield* startPump
     })
 
     const onDecodeError = (error: FrameDecodeError) =>
       Effect.gen(function*() {
-        yield* Metric.update(metrics.decodeErrors, 1)
+        yield* Metrics.updateForShard(Metrics.decodeErrors, shardId, 1)
         yield* update({ lastError: error.message })
         yield* Effect.logWarning(error.message)
         // Without a valid Hello or READY the connection cannot go on; anything else is skipped.
@@ -526,7 +550,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
           awaitingAck = false
           if (ready) acksSinceReady++
           const latencyMs = clock.currentTimeMillisUnsafe() - lastBeatAt
-          return Effect.andThen(Metric.update(metrics.heartbeatLatencyMs, latencyMs), update({ latencyMs }))
+          return Effect.andThen(Metrics.updateForShard(Metrics.heartbeatLatencyMs, shardId, latencyMs), update({ latencyMs }))
         }
         case 1:
           // "Heartbeat now": answered at once, outside the regular schedule (item 8).
@@ -613,6 +637,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     activeStop = closeForStop
     yield* Effect.addFinalizer(() => Effect.sync(() => {
       if (activeStop === closeForStop) activeStop = undefined
+      if (wakePump === startPump) wakePump = undefined
     }))
     if (stopping !== null) yield* closeForStop
     // The read loop is the connection's one long-lived fiber besides the heartbeat; its outcome (or a
@@ -626,12 +651,13 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     Effect.raceFirst(Effect.ignore(wait), Deferred.await(stopSignal))
 
   const lifecycle: Effect.Effect<void, FatalCloseError> = Effect.gen(function*() {
-    let backoff = yield* Schedule.toStepWithSleep(reconnectSchedule)
+    // The reconnect schedule's state, made at the first failed attempt and dropped after a healthy connection.
+    let backoff: ((input: unknown) => Pull.Pull<unknown, never, unknown>) | undefined
     let attempt = 0
     while (stopping === null) {
       if (attempt++ > 0) {
         yield* counted("reconnects")
-        yield* Metric.update(metrics.reconnects, 1)
+        yield* Metrics.updateForShard(Metrics.reconnects, shardId, 1)
       }
       const outcome = yield* connectOnce
       if (stopping !== null || outcome.kind === "stopped") break
@@ -641,8 +667,9 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
         const wait = yield* Random.nextBetween(invalidDelay.min, invalidDelay.max)
         yield* interruptibleWait(Effect.sleep(Duration.millis(Math.round(wait))))
       } else if (outcome.healthy) {
-        backoff = yield* Schedule.toStepWithSleep(reconnectSchedule)
+        backoff = undefined
       } else {
+        backoff ??= yield* Schedule.toStepWithSleep(reconnectSchedule)
         yield* interruptibleWait(backoff(undefined))
       }
     }
@@ -659,19 +686,25 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     Effect.annotateLogs({ shard: shardId, shardCount })
   )
 
-  const fiber = yield* Effect.forkScoped(Effect.gen(function*() {
+  const life = Effect.gen(function*() {
     yield* lifecycle
     // Graceful end: keep the session for a resumable stop, forget it otherwise.
     if (stopping !== null && !stopping.resumable) session = null
     yield* saveSession
     yield* setPhase("stopped")
-  }))
+  })
+  const onEnd = options.onEnd
+  const fiber = yield* Effect.forkScoped(onEnd === undefined ? life : Effect.onExit(life, onEnd))
 
   const shard: Shard = {
     id: shardId,
     count: shardCount,
-    state: Effect.map(SubscriptionRef.get(stateRef), withLive),
-    changes: SubscriptionRef.changes(stateRef),
+    state: Effect.sync(() => withLive(state)),
+    changes: Stream.unwrap(Effect.suspend(() =>
+      stateRef === undefined
+        ? Effect.map(SubscriptionRef.make(state), (made) => SubscriptionRef.changes(stateRef ??= made))
+        : Effect.succeed(SubscriptionRef.changes(stateRef))
+    )),
     send: (command) =>
       Effect.gen(function*() {
         const frame = encodeCommand(command)
@@ -680,6 +713,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
         const done = yield* Deferred.make<void, ShardStopped>()
         const accepted = yield* Queue.offer(commands, { frame, done })
         if (!accepted) return yield* new ShardStopped({ shardId })
+        if (wakePump !== undefined) yield* wakePump
         return yield* Deferred.await(done)
       }),
     stop: (stopOptions) =>

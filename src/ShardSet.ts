@@ -1,9 +1,11 @@
 /**
  * ShardSet: the shards of one layout (one shard count), supervised in the Scope the set is built in.
  *
- * Each shard is a fiber in a FiberMap keyed by shard id. A shard survives transient faults by itself
- * (Shard.ts); a defect restarts that shard only, after a pause; a fatal close is handed to `onFatal` (the
- * Gateway decides: fail, reshard, or roll a reshard back). Closing the set's Scope stops every shard.
+ * Each shard runs in its own child Scope of the set's, keyed by shard id; the shard's own fiber is the only
+ * one it keeps (its end is reported through `onEnd`, so no supervising fiber waits beside it). A shard
+ * survives transient faults by itself (Shard.ts); a defect restarts that shard only, after a pause; a fatal
+ * close is handed to `onFatal` (the Gateway decides: fail, reshard, or roll a reshard back). Closing the
+ * set's Scope stops every shard.
  *
  * Per dispatch the set does its own bookkeeping — metrics counts, the cache (guild events), readiness
  * (READY/GUILD_CREATE/GUILD_DELETE, item 53), member requests (chunks, RATE_LIMITED) — then hands the
@@ -13,12 +15,13 @@
  */
 import {
   Cause,
-  type Context,
+  Context,
   type Duration,
   Effect,
-  FiberMap,
+  Exit,
   Metric,
   Option,
+  Scope,
   Stream
 } from "effect"
 import type { CacheService } from "./Cache.ts"
@@ -54,6 +57,15 @@ const RuntimeEvents: ReadonlySet<string> = new Set([
   "GUILD_MEMBERS_CHUNK",
   "RATE_LIMITED"
 ])
+
+/** What a shard's sink has besides `publish` and `wants`: it is write-only. */
+const writeOnlySink = {
+  subscription: () => Effect.die("a shard's sink is write-only"),
+  subscribe: () => Stream.die("a shard's sink is write-only"),
+  end: Effect.void,
+  fail: () => Effect.void,
+  subscriberCount: Effect.succeed(0)
+} satisfies Omit<DispatchSink["Service"], "publish" | "wants">
 
 export interface ShardSetParams {
   readonly layout: ShardLayout
@@ -100,7 +112,11 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
   const initialRoute = params.route
   const guildsIntent = (intents & 1) !== 0
   const running = new Map<number, RunningShard>()
-  const fibers = yield* FiberMap.make<number>()
+  /** Each started shard's Scope (a child of the set's), until it ends or is stopped. */
+  const scopes = new Map<number, Scope.Closeable>()
+  const setScope = yield* Effect.scope
+  // Shards run with the services of the set's builder, merged once for all of them.
+  const context = Context.merge(yield* Effect.context<never>(), shardContext)
   let stopping = false
 
   const members = yield* MemberRequests.make({
@@ -110,6 +126,8 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
     intents: intents
   })
   const shardOf = (guildId: string) => Number((BigInt(guildId) >> 22n) % BigInt(layout.count))
+
+  const wantsEvent = (name: string) => RuntimeEvents.has(name) || wants(name)
 
   const sinkFor = (readiness: ShardReadiness.ShardReadiness) => {
     return (dispatch: Dispatch): Effect.Effect<void> => {
@@ -135,23 +153,15 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
     }
   }
 
-  const runShard = (shardId: number) =>
-    Effect.scoped(Effect.gen(function*() {
+  /** Starts a shard in a new child Scope; it ends by itself only on a fatal close or a defect. */
+  const runShard = (shardId: number, scope: Scope.Closeable) =>
+    Effect.gen(function*() {
       const readiness = yield* ShardReadiness.make({
         guildsIntent,
         guildWaitTimeout: guildWaitTimeout,
         onReady: (info) => onShardReady(shardId, info)
       })
-      const publish = sinkFor(readiness)
-      const sink = DispatchSink.of({
-        publish,
-        subscription: () => Effect.die("a shard's sink is write-only"),
-        subscribe: () => Stream.die("a shard's sink is write-only"),
-        end: Effect.void,
-        fail: () => Effect.void,
-        subscriberCount: Effect.succeed(0),
-        wants: (name) => RuntimeEvents.has(name) || wants(name)
-      })
+      const sink = DispatchSink.of({ ...writeOnlySink, publish: sinkFor(readiness), wants: wantsEvent })
       // Status follows the shard's phase; a session leaving "ready" fails its in-flight member requests.
       let wasReady = false
       const onStateChange = (state: ShardState): Effect.Effect<void> => {
@@ -161,7 +171,8 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
           ? Effect.andThen(members.shardLost(shardId, `shard ${shardId} is ${state.phase}`), onChange)
           : onChange
       }
-      const shard = yield* Shard.make({ ...shardOptions(shardId), onStateChange }).pipe(
+      const onEnd = (exit: Exit.Exit<void, FatalCloseError>) => ended(shardId, scope, exit)
+      const shard = yield* Shard.make({ ...shardOptions(shardId), onStateChange, onEnd }).pipe(
         Effect.provideService(DispatchSink, sink),
         Effect.orDie // options were validated before any shard started
       )
@@ -173,24 +184,54 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
           return stopping ? Effect.void : onChange
         })
       )
-      yield* shard.join
-    })).pipe(Effect.provide(shardContext), Effect.annotateLogs({ shard: shardId, shardCount: layout.count }))
-
-  /** A fatal close goes to `onFatal`; a defect restarts this shard only (after a pause). */
-  const supervised = (shardId: number): Effect.Effect<void> =>
-    runShard(shardId).pipe(
-      Effect.catchCause((cause) => {
-        if (Cause.hasInterruptsOnly(cause)) return Effect.void
-        const failure = Cause.findErrorOption(cause)
-        if (Option.isSome(failure)) return onFatal(failure.value)
-        return Effect.logError(`shard ${shardId} crashed; restarting it`, Cause.pretty(cause)).pipe(
-          Effect.andThen(Effect.sleep("5 seconds")),
-          Effect.andThen(Effect.suspend(() => supervised(shardId)))
-        )
-      })
+    }).pipe(
+      Scope.provide(scope),
+      // A failed start is handled like a shard that ended with it.
+      Effect.catchCause((cause) => ended(shardId, scope, Exit.failCause(cause))),
+      Effect.provideContext(context),
+      Effect.annotateLogs({ shard: shardId, shardCount: layout.count })
     )
 
-  const start = (shardId: number) => Effect.asVoid(FiberMap.run(fibers, shardId, supervised(shardId), { onlyIfMissing: true }))
+  /**
+   * A shard ended (on its own fiber, or its start failed). Interrupted: it was stopped, nothing to do. Else,
+   * from a fiber of the set's: its Scope closes, then a fatal close goes to `onFatal` and a defect restarts
+   * this shard only (after a pause).
+   */
+  const ended = (shardId: number, scope: Scope.Closeable, exit: Exit.Exit<void, FatalCloseError>): Effect.Effect<void> => {
+    if (Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)) return Effect.void
+    return Effect.asVoid(Effect.forkIn(
+      Effect.gen(function*() {
+        if (scopes.get(shardId) === scope) scopes.delete(shardId)
+        yield* Scope.close(scope, Exit.void)
+        if (Exit.isSuccess(exit)) return
+        const failure = Cause.findErrorOption(exit.cause)
+        if (Option.isSome(failure)) return yield* onFatal(failure.value)
+        yield* Effect.logError(`shard ${shardId} crashed; restarting it`, Cause.pretty(exit.cause))
+        yield* Effect.sleep("5 seconds")
+        if (!stopping) yield* start(shardId)
+      }),
+      setScope
+    ))
+  }
+
+  const start = (shardId: number): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (scopes.has(shardId)) return Effect.void
+      const scope = Scope.forkUnsafe(setScope)
+      scopes.set(shardId, scope)
+      return runShard(shardId, scope)
+    })
+
+  /** Stops a shard (waiting until it has ended) and closes its Scope. */
+  const stopShard = (shardId: number, resumable: boolean) =>
+    Effect.gen(function*() {
+      const entry = running.get(shardId)
+      if (entry !== undefined) yield* entry.shard.stop({ resumable })
+      const scope = scopes.get(shardId)
+      if (scope === undefined) return
+      scopes.delete(shardId)
+      yield* Scope.close(scope, Exit.void)
+    })
 
   const flushMetrics = Effect.gen(function*() {
     for (const [shardId, entry] of running) {
@@ -207,11 +248,10 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
     Effect.gen(function*() {
       stopping = true
       yield* flushMetrics
-      yield* Effect.forEach(running.values(), (entry) => entry.shard.stop({ resumable }), {
+      yield* Effect.forEach([...scopes.keys()], (shardId) => stopShard(shardId, resumable), {
         concurrency: "unbounded",
         discard: true
       })
-      yield* FiberMap.clear(fibers)
       yield* members.shutdown
     })
   yield* Effect.addFinalizer(() => stopAll(false))
@@ -223,12 +263,7 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
     start,
     // In id order: each shard asks the identify limiter in turn, so buckets fill lowest id first.
     startAll: Effect.forEach(layout.ids, start, { discard: true }),
-    stop: (shardId, resumable) =>
-      Effect.gen(function*() {
-        const entry = running.get(shardId)
-        if (entry !== undefined) yield* entry.shard.stop({ resumable })
-        yield* FiberMap.remove(fibers, shardId)
-      }),
+    stop: stopShard,
     stopAll,
     running,
     readyCount: () => {
