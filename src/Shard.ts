@@ -22,6 +22,7 @@
  * latency, session and error changes only.
  */
 import {
+  Cause,
   Clock,
   Deferred,
   Duration,
@@ -329,6 +330,11 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     yield* Metrics.updateForShard(Metrics.connections, shardId, 1)
     const conn: GatewayConnection = opened.success
     const connectionScope = yield* Effect.scope
+    // A defect (a bug in code run per dispatch, e.g. a cache) ends the shard's fiber: close with 4000, not
+    // the Scope's 1000, so the session stays resumable for the supervisor's restart (PROTOCOL.md §1.10).
+    yield* Effect.addFinalizer((exit) =>
+      Exit.isFailure(exit) && Cause.hasDies(exit.cause) ? conn.close(ResumableCloseCode) : Effect.void
+    )
     const fork = <A, E>(effect: Effect.Effect<A, E>) => Effect.forkIn(effect, connectionScope)
     const inflater = yield* Inflater.make(compression)
     const ended = yield* Deferred.make<Outcome, FatalCloseError>()
@@ -687,7 +693,9 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
   )
 
   const life = Effect.gen(function*() {
-    yield* lifecycle
+    // After a defect the session is saved with the sequence of the dispatch being handled (it is counted
+    // before it is published): a restart RESUMEs after it, rather than replaying it into the same defect.
+    yield* Effect.tapDefect(lifecycle, () => saveSession)
     // Graceful end: keep the session for a resumable stop, forget it otherwise.
     if (stopping !== null && !stopping.resumable) session = null
     yield* saveSession

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Stream } from "effect"
+import { Effect, Fiber, Layer, Stream } from "effect"
 import { Cache } from "../../src/Cache.ts"
 import { Intents } from "../../src/protocol/Intents.ts"
 import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
@@ -179,4 +179,48 @@ describe("Gateway control and supervision", () => {
       expect(changes[0]!.ready).toBe(false)
       expect(changes[changes.length - 1]!.ready).toBe(true)
     }).pipe(Effect.provide(environment({ recommendedShards: 2 }))))
+})
+
+describe("Gateway supervision", () => {
+  it.effect("a shard that crashes (a defect) closes 4000, is restarted alone after 5 s and RESUMEs past the event that crashed it", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const gateway = yield* makeGateway()
+      yield* advance(6000)
+      expect((yield* gateway.status).ready).toBe(true)
+      const dispatches = yield* collect(gateway.dispatches())
+      // guild 1 routes to shard 1 of 2: its GUILD_UPDATE makes the (faulty) cache die in shard 1's fiber
+      yield* sim.dispatch("GUILD_UPDATE", { id: guildIds(2)[1], name: "crash" })
+      yield* advance(100)
+      expect((yield* gateway.status).shards.map((s) => s.phase)).toEqual(["ready", "stopped"])
+      // closed resumable (PROTOCOL.md §1.10), not with the Scope's 1000 that would end the session
+      expect((yield* sim.connections).map((c) => c.closeCode)).toEqual([null, 4000])
+      yield* advance(4800)
+      expect((yield* sim.connections).length).toBe(2) // not before the pause
+      yield* advance(3000)
+      const after = yield* sim.connections
+      // one new connection, for shard 1: a RESUME of the kept session; no new IDENTIFY; no crash loop
+      expect(after.length).toBe(3)
+      expect((yield* sim.clientFrames({ op: 6 })).length).toBe(1)
+      expect((yield* sim.clientFrames({ op: 2 })).length).toBe(2)
+      expect(after.map((c) => c.closeCode)).toEqual([null, 4000, null])
+      expect((yield* gateway.status).shards.map((s) => s.phase)).toEqual(["ready", "ready"])
+      yield* advance(30_000)
+      expect((yield* sim.connections).length).toBe(3)
+      // both shards deliver
+      yield* sim.dispatch("MESSAGE_CREATE", { id: "to-0", channel_id: "1", guild_id: guildIds(2)[0], content: "a" })
+      yield* sim.dispatch("MESSAGE_CREATE", { id: "to-1", channel_id: "1", guild_id: guildIds(2)[1], content: "b" })
+      yield* advance(100)
+      const ids = dispatches.filter((d) => d.name === "MESSAGE_CREATE").map((d) => (d.data as { readonly id?: string }).id)
+      expect(ids).toEqual(["to-0", "to-1"])
+    }).pipe(Effect.provide(Layer.merge(
+      environment({ recommendedShards: 2 }),
+      Layer.effect(Cache, Effect.map(Cache.makeMemory(), (cache) => ({
+        ...cache,
+        apply: (dispatch, shardCount) =>
+          dispatch.name === "GUILD_UPDATE" && (dispatch.data as { readonly name?: string }).name === "crash"
+            ? Effect.die(new Error("cache bug"))
+            : cache.apply(dispatch, shardCount)
+      })))
+    ))))
 })
