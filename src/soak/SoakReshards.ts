@@ -72,7 +72,8 @@ export const make = (options: {
       let next = (yield* Clock.currentTimeMillis) + runOptions.everyMs
       for (let index = 0; ; index++) {
         const now = yield* Clock.currentTimeMillis
-        if (next >= runOptions.untilMs) return
+        // A reshard that outlasts `everyMs` delays the next one; none starts after the deadline.
+        if (next >= runOptions.untilMs || now >= runOptions.untilMs) return
         if (next > now) yield* Effect.sleep(next - now)
         yield* reshardOnce(index)
         next += runOptions.everyMs
