@@ -5,13 +5,14 @@
  * at different times — and its parts: the ledger's verdicts, the wire counts and the CLI flags.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Random, Result } from "effect"
+import { Clock, Effect, Fiber, Random, Result } from "effect"
 import { TestClock } from "effect/testing"
 import * as SoakEnvironment from "../src/soak/SoakEnvironment.ts"
 import { FaultKinds } from "../src/soak/SoakFaults.ts"
 import * as SoakFlags from "../src/soak/SoakFlags.ts"
 import * as SoakLedger from "../src/soak/SoakLedger.ts"
 import { problems, type SoakReport } from "../src/soak/SoakReport.ts"
+import * as SoakReshards from "../src/soak/SoakReshards.ts"
 import { planned } from "../src/soak/SoakReshards.ts"
 import * as SoakRun from "../src/soak/SoakRun.ts"
 import { makeGuilds, shardOf } from "../src/soak/SoakTraffic.ts"
@@ -244,4 +245,30 @@ describe("soak (short, under TestClock)", () => {
       ),
     { timeout: 120_000 }
   )
+})
+
+describe("soak reshards", () => {
+  it.effect("a reshard that outlasts --reshard-every delays the next one, and none starts after the deadline", () =>
+    Effect.gen(function*() {
+      let count = 4
+      const starts: Array<number> = []
+      // a Gateway whose reshards take 40 s; only what SoakReshards uses
+      const gateway = {
+        layout: Effect.sync(() => ({ count })),
+        reshard: (to: number) =>
+          Effect.gen(function*() {
+            starts.push(yield* Clock.currentTimeMillis)
+            yield* Effect.sleep("40 seconds")
+            count = to
+          })
+      } as unknown as Parameters<typeof SoakReshards.make>[0]["gateway"]
+      const simulator = { setRecommendedShards: () => Effect.void } as unknown as Parameters<typeof SoakReshards.make>[0]["simulator"]
+      const reshards = SoakReshards.make({ simulator, gateway, initialCount: 4 })
+      const fiber = yield* Effect.forkChild(reshards.run({ everyMs: 15_000, untilMs: 90_000 }))
+      yield* TestClock.adjust("10 minutes")
+      yield* Fiber.join(fiber)
+      // at 15 s (ends 55 s), at 55 s (ends 95 s): the deadline has passed, no third
+      expect(starts).toEqual([15_000, 55_000])
+      expect(reshards.outcomes().map((o) => [o.from, o.to])).toEqual([[4, planned(4, 0)], [planned(4, 0), planned(4, 1)]])
+    }))
 })
