@@ -6,12 +6,14 @@ import type { Client } from "./Client.ts"
 import { discordjsClient } from "./discordjs.ts"
 import { effectGatewayClient } from "./effectGateway.ts"
 import { nullClient, rawClient } from "./raw.ts"
+import { transportOnlyClient } from "./transportOnly.ts"
 
-export type ClientKey = "ours" | "discordjs" | "raw" | "null"
+export type ClientKey = "ours" | "discordjs" | "raw" | "null" | "transport"
 
 export const clients: Readonly<Record<ClientKey, Client>> = {
   ours: effectGatewayClient,
   discordjs: discordjsClient,
   raw: rawClient,
-  null: nullClient
+  null: nullClient,
+  transport: transportOnlyClient
 }
