@@ -515,6 +515,8 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     }
 
     // The per-event path: no generator, one Dispatch object, one publish.
+    /** When the batch being handled was received. */
+    let receivedAt = 0
     const onDispatch = (frame: Extract<ServerFrame, { op: 0 }>): Effect.Effect<void> => {
       const { s, t } = frame
       eventCounts.set(t, (eventCounts.get(t) ?? 0) + 1)
@@ -524,9 +526,9 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
         if (session.sequence !== null && s <= session.sequence) return Effect.void
         session.sequence = s
       }
-      const now = clock.currentTimeMillisUnsafe()
-      lastDispatchAt = now
-      if (!ready) progressAt = now
+      // Every frame of a batch arrived in one event-loop turn: the batch's time is theirs.
+      lastDispatchAt = receivedAt
+      if (!ready) progressAt = receivedAt
       // Nobody wants it (no subscriber, no runtime bookkeeping): the sequence is tracked, nothing is built.
       if (t !== "RESUMED" && !sink.wants(t)) return Effect.void
       const dispatch = frame.dataStart === undefined
@@ -594,6 +596,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     const readLoop: Effect.Effect<Outcome, FatalCloseError> = Effect.gen(function*() {
       while (true) {
         const batch = yield* conn.receive
+        receivedAt = clock.currentTimeMillisUnsafe()
         // Without compression the text frames are the messages: the Inflater is only needed once a binary
         // (payload-compressed) frame appears. Otherwise the whole batch is inflated at once.
         let texts = batch as ReadonlyArray<string>
