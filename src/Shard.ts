@@ -391,15 +391,16 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       })
     })
 
-    // First beat after I × U[0,1), then a sleep of I after each beat (a plain loop: no Schedule state kept
-    // per shard). Spaced rather than fixed-rate: a fixed rate computed modulo the window from a fractional
-    // start can round the next delay to ~0 — a second beat in the same instant, before the ACK, a false
-    // zombie — and fires at once after any stall longer than I. A beat takes microseconds: I ± τ.
-    const heartbeat = (interval: number) => {
-      const pause = Effect.sleep(Duration.millis(interval))
-      const beats: Effect.Effect<void> = Effect.andThen(beat, Effect.andThen(pause, Effect.suspend(() => beats)))
-      return Effect.flatMap(Random.next, (jitter) => Effect.andThen(Effect.sleep(Duration.millis(Math.floor(interval * jitter))), beats))
-    }
+    // First beat after I × U[0,1), then every I on a Schedule. `Schedule.spaced` (the delay counted after each
+    // beat) rather than `Schedule.fixed`: fixed computes the next delay modulo the window from a fractional
+    // start, and rounding can make it ~0 — a second beat in the same instant, before the ACK, a false zombie
+    // — and it fires at once after any stall longer than I. A beat takes microseconds: I ± τ.
+    const heartbeat = (interval: number) =>
+      Effect.flatMap(Random.next, (jitter) =>
+        Effect.andThen(
+          Effect.sleep(Duration.millis(Math.floor(interval * jitter))),
+          Effect.repeat(beat, Schedule.spaced(Duration.millis(interval)))
+        ))
 
     // Deadlines race the phase they guard: when it completes, their fibers end (no idle sleepers left).
     const helloArrived = yield* Deferred.make<void>()
