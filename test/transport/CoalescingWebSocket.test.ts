@@ -113,6 +113,15 @@ const fake = () => {
   return { ws, socket: new CoalescingWebSocket(ws as unknown as NodeWebSocket) }
 }
 
+/** A NodeTransport connection to a fresh test server, and the server's side of it. */
+const transportConnection = Effect.gen(function*() {
+  const server = yield* testServer
+  const transport = yield* GatewayTransport
+  const connection = yield* transport.connect(gatewayUrl(server.url, { compression: "none" })).pipe(bounded("connect"))
+  const serverSide = yield* Queue.take(server.connections).pipe(bounded("the server connection"))
+  return { connection, serverSide }
+})
+
 /** Lets every queued microtask run (the adapter flushes in one). */
 const drainMicrotasks = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 
@@ -210,12 +219,7 @@ describe("CoalescingWebSocket", () => {
 
   it.live("NodeTransport: a 200-frame burst comes out of receive in a few batches, then ConnectionClosed 4000", () =>
     Effect.gen(function*() {
-      const server = yield* testServer
-      const transport = yield* GatewayTransport
-      const connection = yield* transport.connect(gatewayUrl(server.url, { compression: "none" })).pipe(
-        bounded("connect")
-      )
-      const serverSide = yield* Queue.take(server.connections).pipe(bounded("the server connection"))
+      const { connection, serverSide } = yield* transportConnection
       const N = 200
       const texts = Array.from({ length: N }, (_, i) => message(i))
       // The burst answers a client frame, so `receive` below is already waiting when it arrives.
@@ -237,12 +241,7 @@ describe("CoalescingWebSocket", () => {
 
   it.live("NodeTransport backpressure: 4 MiB unread pauses the ws socket; all frames then arrive intact, in order", () =>
     Effect.gen(function*() {
-      const server = yield* testServer
-      const transport = yield* GatewayTransport
-      const connection = yield* transport.connect(gatewayUrl(server.url, { compression: "none" })).pipe(
-        bounded("connect")
-      )
-      const serverSide = yield* Queue.take(server.connections).pipe(bounded("the server connection"))
+      const { connection, serverSide } = yield* transportConnection
 
       // Observe (not change) the client socket's flow control: pause/resume still run the real `ws` methods.
       const paused = yield* Deferred.make<{ readonly isPaused: boolean; readonly bytesRead: number }>()
@@ -440,10 +439,7 @@ describe("CoalescingWebSocket", () => {
 
   it.live("NodeTransport: a send woken by the frames of a same-tick close sees that close (4000, server), not 1006", () =>
     Effect.gen(function*() {
-      const server = yield* testServer
-      const transport = yield* GatewayTransport
-      const connection = yield* transport.connect(gatewayUrl(server.url, { compression: "none" }))
-      yield* Queue.take(server.connections).pipe(bounded("the server side"))
+      const { connection } = yield* transportConnection
       // the client's `ws` socket, caught on its first send
       const spy = vi.spyOn(WebSocket.prototype, "send")
       yield* connection.send("hello")
