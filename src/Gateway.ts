@@ -4,9 +4,10 @@
  * - Discovery: GET /gateway/bot (through `GatewayInfo`) gives the URL, the recommended count and the
  *   identify limits, unless the URL and a fixed count are injected (item 1).
  * - Layout: a `ShardStrategy` says which shard ids this process runs, out of how many.
- * - Supervision: each shard is a fiber in a FiberMap keyed by shard id, in the Gateway's Scope. A shard
- *   survives transient faults by itself (Shard.ts); a defect restarts that shard only; a fatal close code
- *   fails the whole Gateway with its typed error and opens no further connection.
+ * - Supervision: each shard is a fiber in its own child Scope of its shard set's (ShardSet.ts), inside the
+ *   Gateway's Scope. A shard survives transient faults by itself (Shard.ts); a defect restarts that shard
+ *   only, and it RESUMEs; a fatal close code fails the whole Gateway with its typed error and opens no
+ *   further connection.
  * - Startup: shards start in id order through the shared `IdentifyRateLimiter`, which identifies bucket
  *   by bucket (items 16–18); resumes take no identify slot.
  * - Dispatch: one hub for every shard (`DispatchSink`): any number of subscribers, each with its own
@@ -183,7 +184,7 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
   const cache = yield* Cache
   const clock = yield* Clock.Clock
   const gatewayScope = yield* Effect.scope
-  // Shards run in FiberMap fibers; they get the transport, store and limiter this Gateway was built with.
+  // Shards get the transport, store and limiter this Gateway was built with.
   const shardContext = yield* Effect.context<GatewayTransport | SessionStore | IdentifyRateLimiter>()
   const reshardOptions = rawOptions.reshard ?? {}
   const now = () => clock.currentTimeMillisUnsafe()
