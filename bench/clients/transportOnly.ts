@@ -7,7 +7,7 @@
  * It is not a gateway client (it never identifies) and takes part in no other benchmark: it shows how much
  * of the library's per-shard memory the transport alone takes, next to raw `ws`.
  */
-import { Context, Deferred, Effect, Layer } from "effect"
+import { Deferred, Effect } from "effect"
 import { GatewayTransport } from "../../src/transport/GatewayTransport.ts"
 import { gatewayUrl } from "../../src/transport/GatewayUrl.ts"
 import * as NodeTransport from "../../src/transport/NodeTransport.ts"
@@ -16,8 +16,7 @@ import type { Client, ClientOptions, RunningClient } from "./Client.ts"
 
 const start = (options: ClientOptions) =>
   Effect.gen(function*() {
-    const context = yield* Layer.build(NodeTransport.layer)
-    const transport = Context.get(context, GatewayTransport)
+    const transport = yield* GatewayTransport
     const url = gatewayUrl(options.urls.gatewayUrl, { compression: options.compression })
     const hellos = yield* Effect.forEach(Array.from({ length: options.shardCount }), () =>
       Effect.gen(function*() {
@@ -28,7 +27,10 @@ const start = (options: ClientOptions) =>
       }))
     const ready = Effect.forEach(hellos, Deferred.await, { discard: true })
     return { ready } satisfies RunningClient
-  }).pipe(Effect.mapError((error) => new BenchError({ message: `NodeTransport alone: ${String(error)}` })))
+  }).pipe(
+    Effect.provide(NodeTransport.layer),
+    Effect.mapError((error) => new BenchError({ message: `NodeTransport alone: ${String(error)}` }))
+  )
 
 export const transportOnlyClient: Client = {
   name: "NodeTransport alone (connection + pending receive, no shard)",

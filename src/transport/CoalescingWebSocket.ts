@@ -34,7 +34,6 @@ type EventName = "open" | "message" | "error" | "close"
 const toBuffer = (data: RawData): Buffer =>
   Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
 
-
 /** `ws`'s WebSocket with its Node-only flow control, as NodeWS creates it. */
 export interface NodeWebSocket extends Socket.WebSocketLike {
   on: WebSocket["on"]

@@ -61,20 +61,15 @@ const connectFailed = (url: string, error: Socket.SocketError, openTimeout: Dura
   return new ConnectFailed({ url, detail })
 }
 
-/** effect/socket's batches hold `FrameBatch`es (one per event-loop turn): hand over their frames, in order. */
+/**
+ * effect/socket hands over what `CoalescingWebSocket` gave it: one `FrameBatch` per event-loop turn (usually
+ * one per pull). Their frames, in order.
+ */
 const unbatch = (
   messages: NonEmptyReadonlyArray<string | Uint8Array>
 ): NonEmptyReadonlyArray<string | Uint8Array> => {
-  const first = messages[0] as string | Uint8Array | FrameBatch
-  if (messages.length === 1 && first instanceof FrameBatch) {
-    return first.frames as unknown as NonEmptyReadonlyArray<string | Uint8Array>
-  }
-  const frames: Array<string | Uint8Array> = []
-  for (const message of messages as ReadonlyArray<string | Uint8Array | FrameBatch>) {
-    if (message instanceof FrameBatch) {
-      for (const frame of message.frames) frames.push(frame)
-    } else frames.push(message)
-  }
+  const batches = messages as unknown as NonEmptyReadonlyArray<FrameBatch>
+  const frames = batches.length === 1 ? batches[0].frames : batches.flatMap((batch) => batch.frames)
   return frames as unknown as NonEmptyReadonlyArray<string | Uint8Array>
 }
 
