@@ -1,6 +1,11 @@
 /**
- * The runtime's Effect Metrics. Shards update them with a `shard` attribute (`updateForShard`, never per
- * event); export them with any effect/observability exporter (Prometheus, OTLP).
+ * The runtime's Effect Metrics; export them with any effect/observability exporter (Prometheus, OTLP).
+ *
+ * Counters carry a `shard` attribute (`updateForShard`, never per event): which shard reconnects or
+ * identifies is what an operator looks for. The two histograms (identify wait, heartbeat latency) are one
+ * per process, without it: a histogram per shard is a series per bucket per shard (15 000 series at 1000
+ * shards, each kept in memory for as long as the process runs), and a shard's own latency is in
+ * `Gateway.status` (`latencyMs`).
  */
 import { Metric } from "effect"
 
@@ -29,18 +34,18 @@ export const dispatchDelayed = Metric.counter("discord_gateway_dispatch_delayed_
   description: "publishes that waited for a full \"suspend\" subscriber (backpressure on the shards)"
 })
 export const identifyWaitMs = Metric.histogram("discord_gateway_identify_wait_ms", {
-  description: "time a shard waited for an identify slot",
+  description: "time a shard waited for an identify slot (all shards)",
   boundaries: Metric.exponentialBoundaries({ start: 10, factor: 2, count: 16 })
 })
 export const heartbeatLatencyMs = Metric.histogram("discord_gateway_heartbeat_latency_ms", {
-  description: "heartbeat round trip (op 1 to op 11)",
+  description: "heartbeat round trip (op 1 to op 11), all shards",
   boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 14 })
 })
 
 /**
- * Updates one of the runtime's metrics for a shard (its `shard` attribute). The attributed view is built per
- * update, not kept per shard: shards update these rarely (connections, identifies, heartbeat ACKs), and an
- * idle shard then holds no metric objects of its own.
+ * Updates one of the runtime's counters for a shard (its `shard` attribute). The attributed view is built per
+ * update, not kept per shard: shards update these rarely (connections, identifies, resumes), and the shard
+ * holds no metric objects of its own.
  */
 export const updateForShard = <In, State>(metric: Metric.Metric<In, State>, shardId: number, input: In) =>
   Metric.update(Metric.withAttributes(metric, { shard: String(shardId) }), input)

@@ -29,12 +29,14 @@ import {
   Effect,
   Exit,
   Fiber,
+  Metric,
   Option,
   type Pull,
   Queue,
   Random,
   Result,
   Redacted,
+  References,
   Schedule,
   Schema,
   Stream,
@@ -430,7 +432,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
         yield* setPhase("identifying")
         const waitStart = clock.currentTimeMillisUnsafe()
         yield* identifyLimiter.acquire(shardId)
-        yield* Metrics.updateForShard(Metrics.identifyWaitMs, shardId, clock.currentTimeMillisUnsafe() - waitStart)
+        yield* Metric.update(Metrics.identifyWaitMs, clock.currentTimeMillisUnsafe() - waitStart)
         yield* sendPriority(identifyFrame)
         yield* counted("identifies")
         yield* Metrics.updateForShard(Metrics.identifies, shardId, 1)
@@ -559,7 +561,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
           awaitingAck = false
           if (ready) acksSinceReady++
           const latencyMs = clock.currentTimeMillisUnsafe() - lastBeatAt
-          return Effect.andThen(Metrics.updateForShard(Metrics.heartbeatLatencyMs, shardId, latencyMs), update({ latencyMs }))
+          return Effect.andThen(Metric.update(Metrics.heartbeatLatencyMs, latencyMs), update({ latencyMs }))
         }
         case 1:
           // "Heartbeat now": answered at once, outside the regular schedule (item 8).
@@ -692,14 +694,19 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       if (pending !== undefined) yield* Deferred.fail(pending.done, stopped)
       for (const item of yield* Queue.clear(commands)) yield* Deferred.fail(item.done, stopped)
       yield* Queue.shutdown(commands)
-    })),
-    Effect.annotateLogs({ shard: shardId, shardCount })
+    }))
   )
+  // Log lines carry the shard, unless the caller (a ShardSet) already annotated them with it: annotating
+  // twice would cost every shard a copy of its fiber's context (about 1 KiB).
+  const annotations = yield* References.CurrentLogAnnotations
+  const annotatedLifecycle = annotations.shard === shardId && annotations.shardCount === shardCount
+    ? lifecycle
+    : Effect.annotateLogs(lifecycle, { shard: shardId, shardCount })
 
   const life = Effect.gen(function*() {
     // After a defect the session is saved with the sequence of the dispatch being handled (it is counted
     // before it is published): a restart RESUMEs after it, rather than replaying it into the same defect.
-    yield* Effect.tapDefect(lifecycle, () => saveSession)
+    yield* Effect.tapDefect(annotatedLifecycle, () => saveSession)
     // Graceful end: keep the session for a resumable stop, forget it otherwise.
     if (stopping !== null && !stopping.resumable) session = null
     yield* saveSession

@@ -1,0 +1,84 @@
+/**
+ * What an operator sees of a running Gateway besides its status: Metrics (counters per shard, the two
+ * histograms for all shards) and log lines annotated with the shard they come from.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Logger, Metric } from "effect"
+import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
+import { advance, environment, makeGateway } from "./harness.ts"
+import * as ShardHarness from "../shard/harness.ts"
+
+/** The metrics of the runtime, by id, with the attributes each series has. */
+const series = (id: string) =>
+  Effect.map(Metric.snapshot, (all) =>
+    all.filter((m) => m.id === id).map((m) => ({ attributes: { ...m.attributes }, state: m.state as unknown })))
+
+const counterOf = (state: unknown) => (state as { readonly count: number }).count
+
+/** A logger that keeps every line as structured output (message, level, annotations). */
+const captureLogs = () => {
+  const lines: Array<{ readonly message: unknown; readonly annotations: Readonly<Record<string, unknown>> }> = []
+  const logger = Logger.formatStructured.pipe(Logger.map((line) => {
+    lines.push({ message: line.message, annotations: line.annotations })
+  }))
+  return { lines, layer: Logger.layer([logger]) }
+}
+
+describe("Gateway observability", () => {
+  it.effect("metrics: connections, identifies and resumes per shard; identify wait and heartbeat latency for all shards", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway()
+      yield* advance(6000)
+      const sim = yield* GatewaySimulator
+      yield* sim.reconnect(1) // shard 1 resumes on a new connection
+      yield* advance(5000)
+      expect((yield* gateway.status).shards.map((s) => s.phase)).toEqual(["ready", "ready"])
+
+      const byShard = (id: string) =>
+        Effect.map(series(id), (all) =>
+          Object.fromEntries(all.map((s) => [String(s.attributes.shard), counterOf(s.state)])))
+      expect(yield* byShard("discord_gateway_connections_total")).toEqual({ 0: 1, 1: 2 })
+      expect(yield* byShard("discord_gateway_identifies_total")).toEqual({ 0: 1, 1: 1 })
+      expect(yield* byShard("discord_gateway_resumes_total")).toEqual({ 1: 1 })
+
+      // One histogram each for the whole process, no `shard` attribute: two identifies waited, and every
+      // acknowledged heartbeat of either shard was observed.
+      const identifyWait = yield* series("discord_gateway_identify_wait_ms")
+      expect(identifyWait.map((s) => s.attributes)).toEqual([{}])
+      expect((identifyWait[0]!.state as Metric.HistogramState).count).toBe(2)
+      const latency = yield* series("discord_gateway_heartbeat_latency_ms")
+      expect(latency.map((s) => s.attributes)).toEqual([{}])
+      const acks = (yield* sim.serverFrames({ op: 11 })).length
+      expect((latency[0]!.state as Metric.HistogramState).count).toBe(acks)
+      expect(acks).toBeGreaterThanOrEqual(4)
+    }).pipe(
+      Effect.provide(environment({ recommendedShards: 2 })),
+      Effect.provideService(Metric.MetricRegistry, new Map())
+    ))
+
+  it.effect("a shard's log lines carry its id and the shard count (Gateway)", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      yield* Effect.gen(function*() {
+        yield* makeGateway()
+        yield* advance(6000)
+        yield* (yield* GatewaySimulator).reconnect(1)
+        yield* advance(5000)
+      }).pipe(Effect.provide(logs.layer))
+      const reconnect = logs.lines.filter((line) => String(line.message).includes("op 7 Reconnect"))
+      expect(reconnect.map((line) => line.annotations)).toEqual([{ shard: 1, shardCount: 2 }])
+    }).pipe(Effect.provide(environment({ recommendedShards: 2 }))))
+
+  it.effect("a shard run on its own annotates its log lines itself", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      yield* Effect.gen(function*() {
+        yield* ShardHarness.startShard({ shardId: 2, shardCount: 3 })
+        yield* advance(3000)
+        yield* (yield* GatewaySimulator).reconnect(2)
+        yield* advance(3000)
+      }).pipe(Effect.provide(logs.layer))
+      const reconnect = logs.lines.filter((line) => String(line.message).includes("op 7 Reconnect"))
+      expect(reconnect.map((line) => line.annotations)).toEqual([{ shard: 2, shardCount: 3 }])
+    }).pipe(Effect.provide(ShardHarness.layer())))
+})
