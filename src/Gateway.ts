@@ -288,7 +288,12 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
     presence
   })
 
-  const buildSet = (layout: ShardLayout, route: ShardSet.Route) =>
+  /**
+   * A set of `layout` in a child Scope of the Gateway's; its dispatches go nowhere until the caller points its
+   * route. The set's closures live as long as the set, so they hold nothing of the caller (a reshard's staging
+   * route would keep that reshard, its handoff and the set before it reachable from every later set).
+   */
+  const buildSet = (layout: ShardLayout) =>
     Effect.gen(function*() {
       const scope = yield* Scope.fork(gatewayScope)
       const holder: { built?: BuiltSet } = {}
@@ -299,7 +304,6 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
         guildWaitTimeout: options.guildWaitTimeout,
         cache,
         shardContext,
-        route,
         // During a reshard the handoff needs every event from both sets; otherwise only what subscribers want.
         wants: (name) => staging !== undefined || handoff !== undefined || hub.wants(name),
         onFatal: (error) => Effect.suspend(() => onFatal(holder.built!, error)),
@@ -379,7 +383,8 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
   )
 
   // ---- start ----
-  current = yield* buildSet(initialLayout, liveRoute)
+  current = yield* buildSet(initialLayout)
+  current.set.route = liveRoute
   yield* Effect.addFinalizer(() => shutdown({ resumable: rawOptions.shutdown !== "end-session" }))
   yield* current.set.startAll
 
@@ -427,7 +432,8 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
       const stagingRoute: ShardSet.Route = (dispatch, startup) =>
         startup ? Effect.void : Effect.sync(() => h.stage(dispatch, now()))
       reshardStatus = { phase: "starting", from, to: layout.count, ready: 0, total: layout.ids.length, error: null }
-      const built = yield* buildSet(layout, stagingRoute)
+      const built = yield* buildSet(layout)
+      built.set.route = stagingRoute
       const ready = yield* Deferred.make<void>()
       const failed = yield* Deferred.make<never, FatalCloseError>()
       staging = { built, ready, failed }
@@ -503,6 +509,8 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
       // replaying after a RESUME, say). The next reshard must not start before: it would replace it.
       const remaining = switchedAt + 2 * dedupWindowMs - now()
       if (remaining > 0) yield* Effect.sleep(Duration.millis(remaining))
+      // Expired now; the live route drops it at the next dispatch, but without traffic there may be none.
+      if (handoff === h) handoff = undefined
     })
 
   const reshard = (requested?: number): Effect.Effect<void, ReshardFailed> =>

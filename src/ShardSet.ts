@@ -11,7 +11,9 @@
  * (READY/GUILD_CREATE/GUILD_DELETE, item 53), member requests (chunks, RATE_LIMITED) — then hands the
  * dispatch to `route`, which the Gateway points at the hub (live), at the reshard staging buffer, or
  * nowhere (an old set draining). `startup` marks a session's own start-up (READY and the guild events
- * answering it) so a reshard can keep it from subscribers.
+ * answering it) so a reshard can keep it from subscribers. A new set's route drops everything until the
+ * Gateway points it somewhere (before `startAll`): the set never holds a route it was built with, which could
+ * belong to a finished reshard and keep that reshard (its handoff, the set before it, …) reachable.
  */
 import {
   Cause,
@@ -76,8 +78,6 @@ export interface ShardSetParams {
   readonly cache: CacheService
   /** The services every shard runs with. */
   readonly shardContext: Context.Context<GatewayTransport | SessionStore | IdentifyRateLimiter>
-  /** Where dispatches go at first. */
-  readonly route: Route
   /** Whether an event name is wanted downstream now (subscribers, or a reshard recording everything). */
   readonly wants: (name: string) => boolean
   readonly onFatal: (error: FatalCloseError) => Effect.Effect<void>
@@ -89,7 +89,7 @@ export interface ShardSetParams {
 export interface ShardSet {
   readonly layout: ShardLayout
   readonly members: MemberRequests.MemberRequests
-  /** Where this set's dispatches go now (the Gateway re-points it during a reshard). */
+  /** Where this set's dispatches go now: nowhere until the Gateway points it (and re-points it during a reshard). */
   route: Route
   readonly start: (shardId: number) => Effect.Effect<void>
   readonly startAll: Effect.Effect<void>
@@ -104,12 +104,12 @@ export interface ShardSet {
   readonly send: (shardId: number, command: Shard.GatewayCommand) => Effect.Effect<void, Shard.SendError | "not-running">
 }
 
+/** Where a new set's dispatches go until the Gateway points it somewhere. */
+const nowhere: Route = () => Effect.void
+
 export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
-  // Only what the set needs is kept: closures must not hold `params` (its initial route may belong to a
-  // finished reshard, which would keep the previous shard set reachable).
   const { cache, guildWaitTimeout, intents, layout, onChange, onFatal, onShardReady, shardContext, shardOptions, wants } =
     params
-  const initialRoute = params.route
   const guildsIntent = (intents & 1) !== 0
   const running = new Map<number, RunningShard>()
   /** Each started shard's Scope (a child of the set's), until it ends or is stopped. */
@@ -259,7 +259,7 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
   const set: ShardSet = {
     layout,
     members,
-    route: initialRoute,
+    route: nowhere,
     start,
     // In id order: each shard asks the identify limiter in turn, so buckets fill lowest id first.
     startAll: Effect.forEach(layout.ids, start, { discard: true }),
