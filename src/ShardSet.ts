@@ -115,6 +115,10 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
   /** Each started shard's Scope (a child of the set's), until it ends or is stopped. */
   const scopes = new Map<number, Scope.Closeable>()
   const setScope = yield* Effect.scope
+  // The parent of the shards' Scopes, made before the set's finalizer (`stopAll`) is added: closing the set
+  // then stops each shard first (session forgotten, 1000) instead of interrupting it with its session still
+  // saved, which a later set of the same count would try to RESUME (op 9, then IDENTIFY anyway).
+  const shardsScope = yield* Scope.fork(setScope)
   // Shards run with the services of the set's builder, merged once for all of them.
   const context = Context.merge(yield* Effect.context<never>(), shardContext)
   let stopping = false
@@ -217,7 +221,7 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
   const start = (shardId: number): Effect.Effect<void> =>
     Effect.suspend(() => {
       if (scopes.has(shardId)) return Effect.void
-      const scope = Scope.forkUnsafe(setScope)
+      const scope = Scope.forkUnsafe(shardsScope)
       scopes.set(shardId, scope)
       return runShard(shardId, scope)
     })

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Random, Schema, Stream } from "effect"
+import { Effect, Fiber, Option, Random, Schema, Stream } from "effect"
 import type { Dispatch } from "../../src/Dispatch.ts"
 import { Intents } from "../../src/protocol/Intents.ts"
+import { SessionStore } from "../../src/SessionStore.ts"
 import { ShardStrategy } from "../../src/ShardStrategy.ts"
 import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
 import { advance, environment, guildIds, makeGateway } from "./harness.ts"
@@ -186,6 +187,25 @@ describe("resharding", () => {
       for (let t = 0; t < 120_000; t += 1000) yield* advance(1000)
       expect((yield* sim.clientFrames()).filter((f) => f.shard?.[1] === 4).length).toBe(framesBefore)
       expect((yield* sim.sessions).filter((s) => s.shard[1] === 4)).toEqual([]) // closed with 1000: sessions ended
+    }).pipe(Effect.provide(environment({ recommendedShards: 4, maxConcurrency: 4 }))))
+
+  it.effect("the old set's sessions are forgotten, not left saved: resharding back to its count IDENTIFYs, no stale RESUME", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const store = yield* SessionStore
+      const gateway = yield* makeGateway()
+      yield* advance(1000)
+      const reshardTo = (count: number) =>
+        Effect.gen(function*() {
+          const fiber = yield* Effect.forkScoped(gateway.reshard(count))
+          while (fiber.pollUnsafe() === undefined) yield* advance(500)
+          yield* Fiber.join(fiber)
+        })
+      yield* reshardTo(8)
+      for (const shardId of [0, 1, 2, 3]) expect(Option.isNone(yield* store.get({ shardId, shardCount: 4 }))).toBe(true)
+      yield* reshardTo(4)
+      expect(yield* sim.clientFrames({ op: 6 })).toEqual([])
+      expect(yield* sim.clientFrames({ op: 2 })).toHaveLength(4 + 8 + 4)
     }).pipe(Effect.provide(environment({ recommendedShards: 4, maxConcurrency: 4 }))))
 
   it.effect("4011 on one shard triggers an automatic reshard to the larger of /gateway/bot and count × 2; the others keep serving", () =>
