@@ -8,8 +8,10 @@
  * Heap figures are taken after a full GC when node runs with `--expose-gc` (otherwise as they are, with a
  * note). The simulator shares the process, and its replay buffers fill as traffic flows, so they are sized to
  * one minute of a shard's traffic (enough to RESUME after any fault here, at least 500 events) and the start
- * figure is taken after a warm-up of up to a minute (a third of a shorter run, and before the first reshard):
- * start and end then compare the runtime, not buffers filling.
+ * figure is taken after a warm-up of up to a minute (a third of a shorter run, and before the first reshard).
+ * The buffers are part of both figures and are not full after a shorter warm-up (nor after a late reshard),
+ * so the report also shows what they hold at start and end: a difference there is the simulator's, not the
+ * runtime's.
  *
  * Exit codes: 0 when nothing was lost or delivered twice and no unhandled error happened; 1 otherwise (or
  * when the soak could not start); 2 on bad flags. Uncaught exceptions and unhandled rejections of the

@@ -9,6 +9,7 @@
  */
 import type { FaultKind } from "./SoakFaults.ts"
 import type { LedgerSettlement } from "./SoakLedger.ts"
+import type { ReplayBuffers } from "../testing/SimulatorServer.ts"
 import type { WireStats } from "./SoakWire.ts"
 
 /** One reshard, its times relative to the soak's start. */
@@ -22,10 +23,14 @@ export interface ReshardLine {
   readonly error: string | null
 }
 
-/** The heap (bytes, after a GC when available) with the shard count running at that moment. */
+/**
+ * The heap (bytes, after a GC when available) with the shard count running at that moment, and what the
+ * simulator — in the same process — keeps for RESUME replay then: part of `bytes`, but not the runtime's.
+ */
 export interface HeapSample {
   readonly bytes: number
   readonly shards: number
+  readonly simulatorReplay: ReplayBuffers
 }
 
 export interface SoakReport {
@@ -100,6 +105,11 @@ export const format = (report: SoakReport): ReadonlyArray<string> => {
     lines.push(
       `  heap at start ${mb(report.heapStart.bytes)} (${report.heapStart.shards} shards) · at end ${mb(report.heapEnd.bytes)} ` +
         `(${report.heapEnd.shards} shards) · ${delta >= 0 ? "+" : "−"}${mb(Math.abs(delta))}`
+    )
+    const replay = (r: ReplayBuffers) => `${r.dispatches} dispatches (${mb(r.bytes)} of frame text) in ${r.sessions} sessions`
+    lines.push(
+      `    simulator replay buffers in that heap: at start ${replay(report.heapStart.simulatorReplay)} · ` +
+        `at end ${replay(report.heapEnd.simulatorReplay)}`
     )
   }
   lines.push(`  runtime warnings ${report.warnings} · unhandled errors ${report.errors.length}`)

@@ -10,7 +10,8 @@
  * 3. Drain: no more traffic or faults; wait (bounded) until no live session owes an event — zombies
  *    detected, invalidated shards re-identified, replays done.
  * 4. Report (`SoakReport`): the ledger's verdict against the sessions alive now, the wire counts from the
- *    simulator's connection records, faults, reshards, heap, warnings and unhandled errors.
+ *    simulator's connection records, faults, reshards, heap (with what the simulator buffers for replay),
+ *    warnings and unhandled errors.
  *
  * Time is Effect's Clock only, so the same code runs under TestClock (in-process simulator, the test drives
  * the clock) and in real time (sockets). Every loop is bounded by a Clock deadline. The runtime's logs go to
@@ -125,7 +126,11 @@ const program = (options: SoakOptions, log: SoakLog.SoakLog) =>
       ? Effect.succeed(null)
       : Effect.gen(function*() {
         const bytes = yield* heap.afterGc
-        return { bytes, shards: (yield* gateway.layout).count } satisfies HeapSample
+        return {
+          bytes,
+          shards: (yield* gateway.layout).count,
+          simulatorReplay: yield* simulator.replayBuffers
+        } satisfies HeapSample
       })
     const heapFiber = yield* Effect.forkScoped(Effect.gen(function*() {
       yield* Effect.sleep(options.warmupMs ?? 0)

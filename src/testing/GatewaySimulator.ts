@@ -37,6 +37,7 @@ export type {
   GatewayBotInfo,
   GatewayBotReply,
   NextConnectionBehaviour,
+  ReplayBuffers,
   SimulatorConnectionHandlers,
   SimulatorControls,
   SimulatorPort,

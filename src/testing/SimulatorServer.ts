@@ -90,6 +90,16 @@ export interface SimulatorSessionInfo {
   readonly resumableUntil: number | null
 }
 
+/** What the sessions keep for RESUME replay (`replayBuffers`). */
+export interface ReplayBuffers {
+  /** Live and resumable sessions. */
+  readonly sessions: number
+  /** Distinct dispatches held (each once, however many sessions hold it). */
+  readonly dispatches: number
+  /** Their frame text in bytes, without the sequence numbers. */
+  readonly bytes: number
+}
+
 /** The body of `GET /gateway/bot` (PROTOCOL.md §1.1). */
 export interface GatewayBotInfo {
   readonly url: string
@@ -167,6 +177,12 @@ export interface SimulatorControls {
   readonly refusedConnections: Effect.Effect<ReadonlyArray<RefusedConnection>>
   /** The live and resumable sessions (destroyed and expired ones are gone), in creation order. */
   readonly sessions: Effect.Effect<ReadonlyArray<SimulatorSessionInfo>>
+  /**
+   * What the live and resumable sessions keep for RESUME replay: the distinct dispatches (sessions that got
+   * the same one share it) and the bytes of their frame text. Bounded by `replayBufferSize` per session; a
+   * run sharing the simulator's process reads it to tell the simulator's memory from its own.
+   */
+  readonly replayBuffers: Effect.Effect<ReplayBuffers>
   /** What `GET /gateway/bot` would answer now. `shards` = `recommendedShards` or `max(1, ceil(guilds / 1000))`. */
   readonly gatewayBot: Effect.Effect<GatewayBotInfo>
   /** Answers a `GET /gateway/bot` with this `Authorization` header and records the request (never the header). */
@@ -913,6 +929,14 @@ export const makeSimulatorServer = (input: SimulatorOptions): Effect.Effect<Simu
       sessions: Effect.sync(() => {
         sweepExpired(now())
         return Array.from(sessionsById.values(), sessionInfo)
+      }),
+      replayBuffers: Effect.sync((): ReplayBuffers => {
+        sweepExpired(now())
+        const held = new Set<DispatchEntry>()
+        for (const session of sessionsById.values()) session.forEachBuffered((entry) => held.add(entry))
+        let bytes = 0
+        for (const entry of held) bytes += entry.fixedBytes
+        return { sessions: sessionsById.size, dispatches: held.size, bytes }
       }),
       gatewayBot: Effect.sync(gatewayBotNow),
       gatewayBotRequest: (authorization) =>

@@ -90,6 +90,11 @@ export class SimulatedSession<C> {
     return this.seq - seq <= Math.min(this.capacity, this.seq)
   }
 
+  /** Calls `f` with every dispatch the replay buffer holds (oldest first only until it wraps). */
+  forEachBuffered(f: (entry: DispatchEntry) => void): void {
+    for (const entry of this.buffer) f(entry)
+  }
+
   /** Calls `f` with every buffered dispatch with `s > seq`, in order. Check `canReplayFrom` first. */
   replayFrom(seq: number, f: (entry: DispatchEntry, s: number) => void): void {
     for (let s = seq + 1; s <= this.seq; s++) {

@@ -63,6 +63,25 @@ describe("GatewaySimulator sessions", () => {
       { replayBufferSize: 2 }
     ))
 
+  it.effect("replayBuffers: the distinct dispatches sessions keep for replay (shared ones once), bounded per session, gone with the session", () =>
+    run(
+      Effect.gen(function*() {
+        const sim = yield* GatewaySimulator
+        const a = yield* connectReady({ intents: 0 })
+        const b = yield* connectReady({ intents: 0 }) // the same shard [0, 1]: both get every dispatch
+        const text = (n: number) => Buffer.byteLength(`{"t":"X","s":,"op":0,"d":{"n":${n}}}`)
+        yield* sim.dispatch("X", { n: 1 })
+        expect((yield* sim.replayBuffers)).toMatchObject({ sessions: 2, dispatches: 3 }) // each READY, one X
+        for (const n of [2, 3, 4]) yield* sim.dispatch("X", { n })
+        expect(yield* sim.replayBuffers).toEqual({ sessions: 2, dispatches: 2, bytes: text(3) + text(4) })
+        yield* a.client.close(1000)
+        expect(yield* sim.replayBuffers).toEqual({ sessions: 1, dispatches: 2, bytes: text(3) + text(4) })
+        yield* b.client.close(1000)
+        expect(yield* sim.replayBuffers).toEqual({ sessions: 0, dispatches: 0, bytes: 0 })
+      }),
+      { replayBufferSize: 2, identifyWindowMs: 0 }
+    ))
+
   it.effect("item 38: a client close with 1000 destroys the session (RESUME → op 9 false); 4000 keeps it", () =>
     run(Effect.gen(function*() {
       const sim = yield* GatewaySimulator
