@@ -76,7 +76,10 @@ export interface ShardSetParams {
   readonly intents: number
   readonly guildWaitTimeout: Duration.Input
   readonly cache: CacheService
-  /** The services every shard runs with. */
+  /**
+   * The whole context every shard runs with (the Gateway's: its transport, store and limiter, and its clock,
+   * logger and log annotations), in place of the context of whichever fiber starts a shard.
+   */
   readonly shardContext: Context.Context<GatewayTransport | SessionStore | IdentifyRateLimiter>
   /** Whether an event name is wanted downstream now (subscribers, or a reshard recording everything). */
   readonly wants: (name: string) => boolean
@@ -119,8 +122,6 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
   // then stops each shard first (session forgotten, 1000) instead of interrupting it with its session still
   // saved, which a later set of the same count would try to RESUME (op 9, then IDENTIFY anyway).
   const shardsScope = yield* Scope.fork(setScope)
-  // Shards run with the services of the set's builder, merged once for all of them.
-  const context = Context.merge(yield* Effect.context<never>(), shardContext)
   let stopping = false
 
   const members = yield* MemberRequests.make({
@@ -192,8 +193,10 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
       Scope.provide(scope),
       // A failed start is handled like a shard that ended with it.
       Effect.catchCause((cause) => ended(shardId, scope, Exit.failCause(cause))),
-      Effect.provideContext(context),
-      Effect.annotateLogs({ shard: shardId, shardCount: layout.count })
+      Effect.annotateLogs({ shard: shardId, shardCount: layout.count }),
+      // Not the context of the fiber that starts the shard (a reshard asked for by the application, a
+      // restart after a defect): a shard outlives it, and must not keep its logger, annotations or services.
+      Effect.updateContext((_: Context.Context<never>) => shardContext)
     )
 
   /**

@@ -3,7 +3,7 @@
  * histograms for all shards) and log lines annotated with the shard they come from.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Logger, Metric } from "effect"
+import { Effect, Fiber, Logger, Metric } from "effect"
 import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
 import { advance, environment, makeGateway } from "./harness.ts"
 import * as ShardHarness from "../shard/harness.ts"
@@ -68,6 +68,27 @@ describe("Gateway observability", () => {
       const reconnect = logs.lines.filter((line) => String(line.message).includes("op 7 Reconnect"))
       expect(reconnect.map((line) => line.annotations)).toEqual([{ shard: 1, shardCount: 2 }])
     }).pipe(Effect.provide(environment({ recommendedShards: 2 }))))
+
+  it.effect("shards started by a reshard run with the Gateway's context, not the context of the fiber that asked for it", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      yield* Effect.gen(function*() {
+        const gateway = yield* makeGateway()
+        yield* advance(6000)
+        // Asked for from a fiber of the application's own, with its own log annotations.
+        const reshard = yield* Effect.forkScoped(gateway.reshard(4).pipe(Effect.annotateLogs({ caller: "admin command" })))
+        for (let t = 0; t < 120_000 && reshard.pollUnsafe() === undefined; t += 500) yield* advance(500)
+        yield* Fiber.join(reshard)
+        expect((yield* gateway.layout).count).toBe(4)
+        yield* (yield* GatewaySimulator).reconnect([3, 4])
+        yield* advance(5000)
+      }).pipe(Effect.provide(logs.layer))
+      const reconnect = logs.lines.filter((line) => String(line.message).includes("op 7 Reconnect"))
+      expect(reconnect.map((line) => line.annotations)).toEqual([{ shard: 3, shardCount: 4 }])
+      // The reshard's own lines do carry the caller's annotation: they run on the caller's fiber.
+      expect(logs.lines.some((line) => String(line.message).startsWith("resharding 2 → 4") && line.annotations.caller === "admin command"))
+        .toBe(true)
+    }).pipe(Effect.provide(environment({ recommendedShards: 2, maxConcurrency: 4 }))))
 
   it.effect("a shard run on its own annotates its log lines itself", () =>
     Effect.gen(function*() {
