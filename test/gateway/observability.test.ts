@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Logger, Metric } from "effect"
-import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
+import { GatewaySimulator, type ShardTarget } from "../../src/testing/GatewaySimulator.ts"
 import { advance, environment, makeGateway } from "./harness.ts"
 import * as ShardHarness from "../shard/harness.ts"
 
@@ -23,6 +23,22 @@ const captureLogs = () => {
   }))
   return { lines, layer: Logger.layer([logger]) }
 }
+
+/**
+ * Runs `setup` with log lines captured, then sends op 7 to `target` and lets the shard reconnect: the
+ * annotations of its "op 7 Reconnect" lines, and every line captured.
+ */
+const reconnectLogged = <E, R>(setup: Effect.Effect<unknown, E, R>, target: ShardTarget) =>
+  Effect.gen(function*() {
+    const logs = captureLogs()
+    yield* Effect.gen(function*() {
+      yield* setup
+      yield* (yield* GatewaySimulator).reconnect(target)
+      yield* advance(5000)
+    }).pipe(Effect.provide(logs.layer))
+    const reconnect = logs.lines.filter((line) => String(line.message).includes("op 7 Reconnect"))
+    return { annotations: reconnect.map((line) => line.annotations), lines: logs.lines }
+  })
 
 describe("Gateway observability", () => {
   it.effect("metrics: connections, identifies and resumes per shard; identify wait and heartbeat latency for all shards", () =>
@@ -58,21 +74,13 @@ describe("Gateway observability", () => {
 
   it.effect("a shard's log lines carry its id and the shard count (Gateway)", () =>
     Effect.gen(function*() {
-      const logs = captureLogs()
-      yield* Effect.gen(function*() {
-        yield* makeGateway()
-        yield* advance(6000)
-        yield* (yield* GatewaySimulator).reconnect(1)
-        yield* advance(5000)
-      }).pipe(Effect.provide(logs.layer))
-      const reconnect = logs.lines.filter((line) => String(line.message).includes("op 7 Reconnect"))
-      expect(reconnect.map((line) => line.annotations)).toEqual([{ shard: 1, shardCount: 2 }])
+      const { annotations } = yield* reconnectLogged(Effect.andThen(makeGateway(), advance(6000)), 1)
+      expect(annotations).toEqual([{ shard: 1, shardCount: 2 }])
     }).pipe(Effect.provide(environment({ recommendedShards: 2 }))))
 
   it.effect("shards started by a reshard run with the Gateway's context, not the context of the fiber that asked for it", () =>
     Effect.gen(function*() {
-      const logs = captureLogs()
-      yield* Effect.gen(function*() {
+      const resharded = Effect.gen(function*() {
         const gateway = yield* makeGateway()
         yield* advance(6000)
         // Asked for from a fiber of the application's own, with its own log annotations.
@@ -80,26 +88,17 @@ describe("Gateway observability", () => {
         for (let t = 0; t < 120_000 && reshard.pollUnsafe() === undefined; t += 500) yield* advance(500)
         yield* Fiber.join(reshard)
         expect((yield* gateway.layout).count).toBe(4)
-        yield* (yield* GatewaySimulator).reconnect([3, 4])
-        yield* advance(5000)
-      }).pipe(Effect.provide(logs.layer))
-      const reconnect = logs.lines.filter((line) => String(line.message).includes("op 7 Reconnect"))
-      expect(reconnect.map((line) => line.annotations)).toEqual([{ shard: 3, shardCount: 4 }])
+      })
+      const { annotations, lines } = yield* reconnectLogged(resharded, [3, 4])
+      expect(annotations).toEqual([{ shard: 3, shardCount: 4 }])
       // The reshard's own lines do carry the caller's annotation: they run on the caller's fiber.
-      expect(logs.lines.some((line) => String(line.message).startsWith("resharding 2 → 4") && line.annotations.caller === "admin command"))
+      expect(lines.some((line) => String(line.message).startsWith("resharding 2 → 4") && line.annotations.caller === "admin command"))
         .toBe(true)
     }).pipe(Effect.provide(environment({ recommendedShards: 2, maxConcurrency: 4 }))))
 
   it.effect("a shard run on its own annotates its log lines itself", () =>
     Effect.gen(function*() {
-      const logs = captureLogs()
-      yield* Effect.gen(function*() {
-        yield* ShardHarness.startShard({ shardId: 2, shardCount: 3 })
-        yield* advance(3000)
-        yield* (yield* GatewaySimulator).reconnect(2)
-        yield* advance(3000)
-      }).pipe(Effect.provide(logs.layer))
-      const reconnect = logs.lines.filter((line) => String(line.message).includes("op 7 Reconnect"))
-      expect(reconnect.map((line) => line.annotations)).toEqual([{ shard: 2, shardCount: 3 }])
+      const { annotations } = yield* reconnectLogged(Effect.andThen(ShardHarness.startShard({ shardId: 2, shardCount: 3 }), advance(3000)), 2)
+      expect(annotations).toEqual([{ shard: 2, shardCount: 3 }])
     }).pipe(Effect.provide(ShardHarness.layer())))
 })
