@@ -11,7 +11,7 @@ import { type Duration, Effect, Fiber, Option, Random, Result, Schema } from "ef
 import { TestClock } from "effect/testing"
 import { spawn } from "node:child_process"
 import * as Dashboard from "../src/dashboard/Dashboard.ts"
-import * as DemoTraffic from "../src/dashboard/DemoTraffic.ts"
+import { demoGuilds } from "../src/dashboard/DemoGuilds.ts"
 import * as EventLog from "../src/dashboard/EventLog.ts"
 import * as EventRates from "../src/dashboard/EventRates.ts"
 import * as Faults from "../src/dashboard/Faults.ts"
@@ -407,53 +407,17 @@ describe("Faults", () => {
 })
 
 // ---------------------------------------------------------------------------------------------------------------------
-// Demo traffic
+// Demo guilds
 // ---------------------------------------------------------------------------------------------------------------------
 
-describe("DemoTraffic", () => {
+describe("DemoGuilds", () => {
   it("item 52: demo guild k routes to shard k % n (BigInt routing) for n = 4, 16, 32, 64", () => {
-    const guilds = DemoTraffic.demoGuilds(64)
+    const guilds = demoGuilds(64)
     expect(new Set(guilds).size).toBe(64)
     for (const n of [4, 16, 32, 64]) {
       expect(guilds.map((g) => shardIdForGuild(g, n))).toEqual(guilds.map((_, k) => k % n))
     }
   })
-
-  it("the mix: per 20 events 8 messages, 5 typing, 3 presences, 2 reactions, 2 member updates, every one in a guild", () => {
-    const guilds = DemoTraffic.demoGuilds(8)
-    const counts = new Map<string, number>()
-    for (let n = 0; n < 200; n++) {
-      const { data, event } = DemoTraffic.demoEvent(n, guilds, 0)
-      counts.set(event, (counts.get(event) ?? 0) + 1)
-      expect(guilds).toContain((data as { guild_id: string }).guild_id)
-    }
-    expect(Object.fromEntries(counts)).toEqual({
-      MESSAGE_CREATE: 80,
-      TYPING_START: 50,
-      PRESENCE_UPDATE: 30,
-      MESSAGE_REACTION_ADD: 20,
-      GUILD_MEMBER_UPDATE: 20
-    })
-  })
-
-  it.effect("emits `rate` events per second of Clock time, whatever the tick", () =>
-    Effect.gen(function*() {
-      const sent: Array<string> = []
-      const fiber = yield* Effect.forkChild(
-        DemoTraffic.run({ dispatch: (event) => Effect.sync(() => sent.push(event)) }, DemoTraffic.demoGuilds(4), 200, 40)
-      )
-      yield* TestClock.adjust(20)
-      expect(sent).toEqual([]) // first tick at 40 ms
-      yield* TestClock.adjust(980)
-      expect(sent.length).toBe(200)
-      yield* TestClock.adjust(9000)
-      expect(sent.length).toBe(2000)
-      // whatever the tick: what is due depends on elapsed time only
-      expect(DemoTraffic.due(990, 200, 0)).toBe(198)
-      expect(DemoTraffic.due(1000, 200, 198)).toBe(2)
-      yield* Fiber.interrupt(fiber)
-      expect(DemoTraffic.due(10_000, 200, 0)).toBe(200) // after a long pause: one second's worth, no burst
-    }))
 })
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -563,6 +527,8 @@ describe("npm start, non-TTY (end to end over real sockets)", () => {
       expect(result.code, result.stderr).toBe(0)
       expect(result.stdout).toMatch(/^\[\d\d:\d\d\] 4\/4 shards ready · 64 guilds · \d+ ev\/s · reconnects 0 · resumes 0 · identifies 4/m)
       expect(result.stdout).toContain("all 4 shards ready (64 guilds)")
+      // The embedded simulator's own traffic (SimulatorTraffic, 200 events/s by default) reaches the shards.
+      expect(result.stdout).toMatch(/ · [1-9]\d* ev\/s · /)
       expect(result.stdout).toMatch(/00:03 elapsed: stopping\n.* · stopped\n$/)
       expect(result.stdout).not.toContain("\x1b[")
     }), 60_000)

@@ -1,7 +1,7 @@
 /**
  * `npm start` without DISCORD_TOKEN: the gateway simulator embedded on 127.0.0.1 (real HTTP and WebSocket,
- * `SimulatorSocketServer`) with demo traffic, and a sharded Gateway over real sockets (`NodeTransport`)
- * against it, under the dashboard.
+ * `SimulatorSocketServer`) sending its own traffic at `--rate`, and a sharded Gateway over real sockets
+ * (`NodeTransport`) against it, under the dashboard.
  *
  * The Gateway is wired exactly as against Discord: it discovers the URL, the recommended count and
  * max_concurrency through GET /api/v10/gateway/bot (`GatewayInfo` over fetch), identifies through the
@@ -24,7 +24,7 @@ import { ShardStrategy } from "../ShardStrategy.ts"
 import * as SimulatorSocketServer from "../testing/SimulatorSocketServer.ts"
 import * as NodeTransport from "../transport/NodeTransport.ts"
 import * as Dashboard from "./Dashboard.ts"
-import * as DemoTraffic from "./DemoTraffic.ts"
+import { demoGuilds } from "./DemoGuilds.ts"
 import type { Flags } from "./Flags.ts"
 import { simulatorKeys } from "./Keys.ts"
 import type { LogSink } from "./LogSink.ts"
@@ -38,16 +38,16 @@ const MaxConcurrency = 16
 /** Runs the demo until quit, `--duration`, or a fatal close. */
 export const run = (flags: Flags, interactive: boolean, logSink: LogSink) =>
   Effect.scoped(Effect.gen(function*() {
-    const guilds = DemoTraffic.demoGuilds(flags.guilds)
+    const guilds = demoGuilds(flags.guilds)
     const server = yield* SimulatorSocketServer.make({
       token: DemoToken,
       guilds,
       recommendedShards: flags.shards,
       maxConcurrency: MaxConcurrency,
       heartbeatIntervalMs: flags.heartbeatMs,
-      recordFrames: false
+      recordFrames: false,
+      traffic: { rate: flags.rate }
     })
-    yield* Effect.forkScoped(DemoTraffic.run(server.controls, guilds, flags.rate))
 
     const token = Redacted.make(DemoToken)
     const info = GatewayInfo.layer({ token, apiBaseUrl: server.apiBaseUrl }).pipe(Layer.provide(FetchHttpClient.layer))

@@ -8,6 +8,8 @@
  * see which one a client connects to (§9).
  */
 
+import { type TrafficOptions, validate } from "./SimulatorTraffic.ts"
+
 /** Every documented intent bit OR'd together (PROTOCOL.md §7). Any other bit → close 4013. */
 export const DocumentedIntents = 53608447
 
@@ -80,6 +82,11 @@ export interface SimulatorOptions {
    * an event at different times. Default none.
    */
   readonly dispatchLatencyMs?: Readonly<Record<string | number, number>>
+  /**
+   * The simulator's own traffic: guild events at `rate` per second in the proportions of `mix`, spread over
+   * the guilds (`SimulatorTraffic`). Default none: events are only sent through `dispatch`.
+   */
+  readonly traffic?: TrafficOptions
 }
 
 /** The options with every default filled in (the token is left out: it can rotate, see `currentToken`). */
@@ -108,6 +115,7 @@ export interface ResolvedSimulatorOptions {
   readonly unavailableGuilds: ReadonlySet<string>
   readonly silentGuilds: ReadonlySet<string>
   readonly dispatchLatencyMs: Readonly<Record<string | number, number>>
+  readonly traffic: TrafficOptions | undefined
 }
 
 const positiveInt = (name: string, value: number): number => {
@@ -156,6 +164,7 @@ export const resolveSimulatorOptions = (options: SimulatorOptions): ResolvedSimu
     recordFrames: options.recordFrames ?? true,
     unavailableGuilds: new Set(options.unavailableGuilds ?? []),
     silentGuilds: new Set(options.silentGuilds ?? []),
-    dispatchLatencyMs: options.dispatchLatencyMs ?? {}
+    dispatchLatencyMs: options.dispatchLatencyMs ?? {},
+    traffic: options.traffic === undefined ? undefined : validate(options.traffic)
   }
 }

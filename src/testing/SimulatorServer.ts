@@ -40,6 +40,7 @@ import type {
   RefusedConnection
 } from "./SimulatorRecording.ts"
 import { matchesFilter, redactData, redactRaw } from "./SimulatorRecording.ts"
+import * as SimulatorTraffic from "./SimulatorTraffic.ts"
 import type { DispatchEntry, ShardTarget, ShardTuple } from "./SimulatorSessions.ts"
 import {
   dispatchBytes,
@@ -330,7 +331,9 @@ export const makeSimulatorServer = (input: SimulatorOptions): Effect.Effect<Simu
     const refused: Array<RefusedConnection> = []
     const restRequests: Array<RecordedRestRequest> = []
 
+    let guildList: ReadonlyArray<string> = []
     const setGuildList = (ids: ReadonlyArray<string>) => {
+      guildList = ids
       guilds = ids.map((id) => ({ id, shifted: BigInt(id) >> 22n }))
       guildIds = new Set(ids)
       guildsByCount = new Map()
@@ -967,6 +970,9 @@ export const makeSimulatorServer = (input: SimulatorOptions): Effect.Effect<Simu
         Effect.sync(() => {
           recommendedShards = shards
         })
+    }
+    if (options.traffic !== undefined) {
+      yield* Effect.forkScoped(SimulatorTraffic.run({ dispatch: server.dispatch, guilds: () => guildList }, options.traffic))
     }
     return server
   })
