@@ -271,7 +271,10 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
   const onLazyDataError: Dispatch.LazyDataError = (dispatch) => {
     lazyDataError = `malformed gateway frame (op 0 ${dispatch.name}): data is not valid JSON`
   }
-  const commands = yield* Queue.bounded<PendingCommand>(options.commandBuffer ?? 1000)
+  /** Commands waiting for a ready connection: made at the first `send` (many shards never send one). */
+  let commands: Queue.Queue<PendingCommand> | undefined
+  /** The shard has ended: `send` fails at once. */
+  let shardEnded = false
   const stopSignal = yield* Deferred.make<void>()
 
   const withLive = (s: ShardState): ShardState => ({
@@ -448,7 +451,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     const pumpCommands: Effect.Effect<void, ConnectionClosed> = Effect.suspend(() => {
       let item = pending
       if (item === undefined) {
-        const taken = Queue.takeUnsafe(commands)
+        const taken = commands === undefined ? undefined : Queue.takeUnsafe(commands)
         if (taken === undefined || taken._tag === "Failure") {
           pumping = false
           return Effect.void
@@ -690,8 +693,10 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     Effect.tapError((error) => Effect.logError(error.message)),
     Effect.ensuring(Effect.gen(function*() {
       // Pending and queued commands fail: the shard will not send them.
+      shardEnded = true
       const stopped = new ShardStopped({ shardId })
       if (pending !== undefined) yield* Deferred.fail(pending.done, stopped)
+      if (commands === undefined) return
       for (const item of yield* Queue.clear(commands)) yield* Deferred.fail(item.done, stopped)
       yield* Queue.shutdown(commands)
     }))
@@ -728,7 +733,13 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       Effect.gen(function*() {
         const frame = encodeCommand(command)
         if (typeof frame !== "string") return yield* frame
-        if (stopping !== null) return yield* new ShardStopped({ shardId })
+        if (stopping !== null || shardEnded) return yield* new ShardStopped({ shardId })
+        if (commands === undefined) {
+          const made = yield* Queue.bounded<PendingCommand>(options.commandBuffer ?? 1000)
+          // Another send may have made one meanwhile (keep the first), or the shard ended meanwhile.
+          commands ??= made
+          if (shardEnded) return yield* new ShardStopped({ shardId })
+        }
         const done = yield* Deferred.make<void, ShardStopped>()
         const accepted = yield* Queue.offer(commands, { frame, done })
         if (!accepted) return yield* new ShardStopped({ shardId })

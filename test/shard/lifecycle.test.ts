@@ -309,6 +309,24 @@ describe("commands", () => {
       expect((yield* sim.clientFrames({ op: 3 })).length).toBe(0)
     }).pipe(Effect.provide(layer())))
 
+  it.effect("send after the shard ended on its own (a fatal close, no stop) fails with ShardStopped at once", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const shard = yield* startShard()
+      yield* advance(3000)
+      yield* sim.close(0, 4004) // authentication failed: fatal, the shard ends by itself
+      yield* advance(100)
+      expect(Exit.isFailure(yield* Effect.exit(shard.join))).toBe(true)
+      // The first command of this shard: nothing was ever queued before it ended.
+      const sending = yield* Effect.forkChild(Effect.flip(
+        shard.send({ op: 3, d: { since: null, activities: [], status: "online", afk: false } })
+      ))
+      yield* advance(100)
+      const exit = sending.pollUnsafe()
+      expect(exit !== undefined && Exit.isSuccess(exit) && exit.value._tag).toBe("ShardStopped")
+      expect((yield* sim.clientFrames({ op: 3 })).length).toBe(0)
+    }).pipe(Effect.provide(layer())))
+
   it.effect("a command waiting when the shard stops fails with ShardStopped and is never sent", () =>
     Effect.gen(function*() {
       const sim = yield* GatewaySimulator
