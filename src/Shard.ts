@@ -17,8 +17,9 @@
  * connection); op 9 `d:false` waits uniform 1–5 s and identifies. A fatal code ends the shard with its
  * typed error and opens nothing more.
  *
- * Hot path (per dispatch): one JSON.parse, a hand check of the envelope, a sequence update, one Dispatch
- * object, one publish. Seq and last-dispatch time are plain fields read by `state`; `changes` emits on phase,
+ * Hot path (per dispatch): a hand check of the envelope, a sequence update, one Dispatch object, one publish;
+ * the data is parsed when read. A dispatch nobody wants (no subscriber, no runtime bookkeeping) costs only the
+ * envelope check and the sequence update: from the real transport its frame is not even decoded to a string. Seq and last-dispatch time are plain fields read by `state`; `changes` emits on phase,
  * latency, session and error changes only.
  */
 import {
@@ -55,7 +56,7 @@ import {
 import { IdentifyRateLimiter } from "./IdentifyRateLimiter.ts"
 import * as Metrics from "./Metrics.ts"
 import { classifyClose, ResumableCloseCode, SessionEndingCloseCode } from "./protocol/CloseCode.ts"
-import { decodeServerFrame, type ServerFrame } from "./protocol/Frame.ts"
+import { decodeServerFrame, decodeTextFrame, type ServerFrame } from "./protocol/Frame.ts"
 import {
   type ClientCommand,
   PresenceUpdateData,
@@ -71,6 +72,7 @@ import { initialState, type ShardPhase, type ShardState } from "./ShardState.ts"
 import { type GatewayConnection, GatewayTransport } from "./transport/GatewayTransport.ts"
 import { type Compression, gatewayUrl } from "./transport/GatewayUrl.ts"
 import * as Inflater from "./transport/Inflater.ts"
+import { type Frame, TextFrame, textOf } from "./transport/TextFrame.ts"
 
 /** The gateway's limit for one client frame, in bytes (PROTOCOL.md §5.1). */
 export const MaxFrameBytes = 4096
@@ -174,6 +176,15 @@ const parseJson = (text: string): Result.Result<unknown, unknown> => {
     return Result.fail(error)
   }
 }
+
+/** A binary (payload- or transport-compressed) frame. */
+const isBinary = (frame: Frame): boolean => typeof frame !== "string" && !(frame instanceof TextFrame)
+
+/** The batch for the Inflater, which takes text frames as strings (they are rare on a compressed connection). */
+const decodedTexts = (batch: ReadonlyArray<Frame>): ReadonlyArray<string | Uint8Array> =>
+  batch.some((frame) => frame instanceof TextFrame)
+    ? batch.map((frame) => frame instanceof TextFrame ? frame.text() : frame)
+    : batch as ReadonlyArray<string | Uint8Array>
 
 const defaultProperties = { os: process.platform, browser: "effect-discord-gateway", device: "effect-discord-gateway" }
 
@@ -496,7 +507,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       Effect.gen(function*() {
         const parsed = frame.dataStart === undefined
           ? Result.succeed(frame.d)
-          : Result.map(parseJson(frame.text), (whole) => (whole as { readonly d?: unknown }).d)
+          : Result.map(parseJson(textOf(frame.text)), (whole) => (whole as { readonly d?: unknown }).d)
         if (Result.isFailure(parsed)) {
           return yield* onDecodeError(new FrameDecodeError({ op: 0, event: "READY", detail: "data is not valid JSON" }))
         }
@@ -539,7 +550,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       if (t !== "RESUMED" && !sink.wants(t)) return Effect.void
       const dispatch = frame.dataStart === undefined
         ? Dispatch.make(shardId, s, t, frame.d)
-        : Dispatch.makeLazy(shardId, s, t, frame.text, frame.dataStart, onLazyDataError)
+        : Dispatch.makeLazy(shardId, s, t, textOf(frame.text), frame.dataStart, onLazyDataError)
       if (t === "RESUMED") return Effect.andThen(becameReady, publish(dispatch))
       return publish(dispatch)
     }
@@ -605,12 +616,12 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
         receivedAt = clock.currentTimeMillisUnsafe()
         // Without compression the text frames are the messages: the Inflater is only needed once a binary
         // (payload-compressed) frame appears. Otherwise the whole batch is inflated at once.
-        let texts = batch as ReadonlyArray<string>
+        let texts = batch as ReadonlyArray<string | TextFrame>
         let inflate = !inflater.passthrough
-        for (let i = 0; !inflate && i < batch.length; i++) inflate = typeof batch[i] !== "string"
+        for (let i = 0; !inflate && i < batch.length; i++) inflate = isBinary(batch[i]!)
         if (inflate) {
           if (finished) return yield* Deferred.await(ended)
-          const inflated = yield* Effect.result(inflater.push(batch))
+          const inflated = yield* Effect.result(inflater.push(decodedTexts(batch)))
           if (inflated._tag === "Failure") {
             yield* onDecodeError(inflated.failure)
             // A corrupt compression stream cannot be resynchronised: reconnect. The messages of this batch
@@ -624,7 +635,8 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
         for (let i = 0; i < texts.length; i++) {
           if (finished) return yield* Deferred.await(ended)
           const text = texts[i]!
-          const frame = decodeServerFrame(text)
+          // An undecoded text frame is decoded only as far as needed (an unwanted dispatch: not at all).
+          const frame = typeof text === "string" ? decodeServerFrame(text) : decodeTextFrame(text)
           if (frame instanceof FrameDecodeError) yield* onDecodeError(frame)
           else {
             // Most frames finish synchronously (Effect.void): no generator step for them.

@@ -11,6 +11,7 @@
  * Unknown opcodes come back as `{ op: "unknown" }` and unknown keys are ignored (item 51).
  */
 import { FrameDecodeError } from "../Errors.ts"
+import type { TextFrame } from "../transport/TextFrame.ts"
 
 export type ServerFrame =
   /** A dispatch: `d` parsed, or (`dataStart` set) left in `text`, from `dataStart` to the closing brace. */
@@ -19,7 +20,8 @@ export type ServerFrame =
     readonly s: number
     readonly t: string
     readonly d: unknown
-    readonly text: string
+    /** The whole frame; still undecoded (`TextFrame`) when it was read off the bytes. */
+    readonly text: string | TextFrame
     readonly dataStart: number | undefined
   }
   | { readonly op: 1 }
@@ -55,6 +57,48 @@ const scanDispatch = (text: string): ServerFrame | undefined => {
   if (dataStart >= text.length - 1) return undefined
   return { op: 0, s, t, d: undefined, text, dataStart }
 }
+
+const DispatchPrefixBytes = Buffer.from(DispatchPrefix)
+const SeqKeyBytes = Buffer.from(SeqKey)
+const OpAndDataBytes = Buffer.from(OpAndData)
+
+const startsWithAt = (bytes: Buffer, prefix: Buffer, at: number): boolean => {
+  if (at + prefix.length > bytes.length) return false
+  for (let i = 0; i < prefix.length; i++) if (bytes[at + i] !== prefix[i]) return false
+  return true
+}
+
+/**
+ * `scanDispatch` on the bytes of a text frame: the same layout, read without decoding the frame. Names are
+ * taken when they are plain ASCII (Discord's are upper-case letters, digits and `_`); anything else is left
+ * to the full decode.
+ */
+const scanDispatchBytes = (frame: TextFrame): ServerFrame | undefined => {
+  const bytes = frame.bytes
+  if (!startsWithAt(bytes, DispatchPrefixBytes, 0) || bytes[bytes.length - 1] !== 125 /* } */) return undefined
+  let nameEnd = DispatchPrefixBytes.length
+  for (let c = bytes[nameEnd]; c !== 34 /* " */; c = bytes[++nameEnd]) {
+    if (c === undefined || c < 32 || c > 126 || c === 92 /* \ */) return undefined
+  }
+  if (nameEnd === DispatchPrefixBytes.length || !startsWithAt(bytes, SeqKeyBytes, nameEnd + 1)) return undefined
+  let i = nameEnd + 1 + SeqKeyBytes.length
+  let s = 0
+  const digitsStart = i
+  for (let c = bytes[i]; c !== undefined && c >= 48 && c <= 57; c = bytes[++i]) s = s * 10 + (c - 48)
+  if (i === digitsStart || i - digitsStart > 15 || !startsWithAt(bytes, OpAndDataBytes, i)) return undefined
+  // The prefix is ASCII, so byte offsets are character offsets in the decoded text.
+  const dataStart = i + OpAndDataBytes.length
+  if (dataStart >= bytes.length - 1) return undefined
+  return { op: 0, s, t: bytes.toString("latin1", DispatchPrefixBytes.length, nameEnd), d: undefined, text: frame, dataStart }
+}
+
+/**
+ * Decodes one text frame still in bytes: a dispatch in Discord's layout is read off the bytes (its data,
+ * and the rest of the frame, stay undecoded until read); anything else is decoded and goes through
+ * `decodeServerFrame`.
+ */
+export const decodeTextFrame = (frame: TextFrame): ServerFrame | FrameDecodeError =>
+  scanDispatchBytes(frame) ?? decodeServerFrame(frame.text())
 
 /** Decodes one complete gateway message (text). Returns the frame, or the error describing what is wrong. */
 export const decodeServerFrame = (text: string): ServerFrame | FrameDecodeError => {

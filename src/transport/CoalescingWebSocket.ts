@@ -5,8 +5,8 @@
  * Why: effect/socket resumes the reading fiber as soon as a message arrives, so a TCP read carrying 50
  * gateway frames would run the shard's read loop 50 times, one fiber resume each; and through the DOM-style
  * `message` event it re-encodes every text frame to UTF-8 just to count buffered bytes. Here frames are
- * taken from `ws`'s own `message` event (bytes, the text flag), text is decoded once, and the frames of one
- * turn are flushed in a microtask as a `FrameBatch` whose `byteLength` is their size on the wire — so
+ * taken from `ws`'s own `message` event (bytes, the text flag), text is left undecoded (`TextFrame`: a shard
+ * decodes only the events someone wants), and the frames of one turn are flushed in a microtask as a `FrameBatch` whose `byteLength` is their size on the wire — so
  * effect/socket's backpressure (pause `ws` at its high-water mark) still counts real bytes.
  *
  * Order is kept: frames leave in arrival order, and pending frames are flushed before a `close` or `error`
@@ -16,13 +16,14 @@
  */
 import type { Socket } from "effect/socket"
 import type { RawData, WebSocket } from "ws"
+import { TextFrame } from "./TextFrame.ts"
 
-/** The frames of one event-loop turn, in order: text frames as strings, binary frames as bytes. */
+/** The frames of one event-loop turn, in order: text frames as undecoded `TextFrame`s, binary frames as bytes. */
 export class FrameBatch {
-  readonly frames: Array<string | Uint8Array>
+  readonly frames: Array<TextFrame | Uint8Array>
   /** Bytes on the wire: what effect/socket adds to its buffered size. */
   readonly byteLength: number
-  constructor(frames: Array<string | Uint8Array>, byteLength: number) {
+  constructor(frames: Array<TextFrame | Uint8Array>, byteLength: number) {
     this.frames = frames
     this.byteLength = byteLength
   }
@@ -48,7 +49,7 @@ export const isNodeWebSocket = (ws: Socket.WebSocketLike): ws is NodeWebSocket =
 
 export class CoalescingWebSocket implements Socket.WebSocketLike {
   private readonly ws: NodeWebSocket
-  private pending: Array<string | Uint8Array> = []
+  private pending: Array<TextFrame | Uint8Array> = []
   private pendingBytes = 0
   /**
    * Listeners as an EventTarget keeps them: each (type, listener) once, in the order added. One short array
@@ -71,7 +72,7 @@ export class CoalescingWebSocket implements Socket.WebSocketLike {
     ws.on("message", (data: RawData, isBinary: boolean) => {
       const bytes = toBuffer(data)
       if (this.pending.length === 0) queueMicrotask(this.flush)
-      this.pending.push(isBinary ? bytes : bytes.toString())
+      this.pending.push(isBinary ? bytes : new TextFrame(bytes))
       this.pendingBytes += bytes.byteLength
     })
     ws.on("open", () => this.dispatch("open", { type: "open" }))

@@ -7,7 +7,8 @@
  * (code 1000 unless the owner closed it first with its own code, PROTOCOL.md §1.10), so a stale connection
  * can never touch its successor.
  *
- * Frames cross this seam raw: text frames as strings, binary frames as bytes. Transport compression
+ * Frames cross this seam raw: text frames as strings or, not yet decoded, as `TextFrame`s (the real transport
+ * leaves decoding to whoever reads them), binary frames as bytes. Transport compression
  * (zlib-stream, zstd-stream, PROTOCOL.md §5.4–5.5) is undone above it by `Inflater`, one per connection,
  * so both layers share one implementation of it.
  */
@@ -15,6 +16,7 @@ import type { Effect, Scope } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import { Context } from "effect"
 import type { ConnectionClosed, ConnectFailed } from "../Errors.ts"
+import type { Frame } from "./TextFrame.ts"
 
 /** One open connection. */
 export interface GatewayConnection {
@@ -23,7 +25,7 @@ export interface GatewayConnection {
    * Fails with `ConnectionClosed` once the connection is closed by either side or dropped; frames
    * received before the close are delivered first.
    */
-  readonly receive: Effect.Effect<NonEmptyReadonlyArray<string | Uint8Array>, ConnectionClosed>
+  readonly receive: Effect.Effect<NonEmptyReadonlyArray<Frame>, ConnectionClosed>
   /** Writes one text frame. Fails with `ConnectionClosed` if the connection is already gone. */
   readonly send: (frame: string) => Effect.Effect<void, ConnectionClosed>
   /**

@@ -5,8 +5,8 @@
  * frame of one event-loop turn at once (one fiber resume per TCP read, not per frame).
  *
  * `connect` opens the socket in the caller's Scope and resolves once it is open; an open failure or timeout
- * is a `ConnectFailed`. `receive` hands over the raw frames (text as strings, binary as bytes) in batches;
- * every end of the connection fails it with `ConnectionClosed`: the server's close code and reason
+ * is a `ConnectFailed`. `receive` hands over the raw frames (text as undecoded `TextFrame`s, binary as bytes)
+ * in batches; every end of the connection fails it with `ConnectionClosed`: the server's close code and reason
  * (`by: "server"`), the close we started (`by: "client"`), or 1006 when the connection dropped without a
  * close frame (`by: "transport"`). `close(code)` sends our close frame once (PROTOCOL.md §1.10: 1000/1001
  * end the Discord session, 4000 keeps it resumable); a Scope closed without it closes with 1000.
@@ -21,6 +21,7 @@ import { ConnectFailed, ConnectionClosed } from "../Errors.ts"
 import { GatewayTransport } from "./GatewayTransport.ts"
 import type { GatewayConnection } from "./GatewayTransport.ts"
 import { CoalescingWebSocket, FrameBatch, isNodeWebSocket } from "./CoalescingWebSocket.ts"
+import type { Frame } from "./TextFrame.ts"
 
 const OPEN = 1
 /** A close frame's reason is at most 123 bytes (RFC 6455 §5.5); `ws` throws on longer ones. */
@@ -67,10 +68,10 @@ const connectFailed = (url: string, error: Socket.SocketError, openTimeout: Dura
  */
 const unbatch = (
   messages: NonEmptyReadonlyArray<string | Uint8Array>
-): NonEmptyReadonlyArray<string | Uint8Array> => {
+): NonEmptyReadonlyArray<Frame> => {
   const batches = messages as unknown as NonEmptyReadonlyArray<FrameBatch>
   const frames = batches.length === 1 ? batches[0].frames : batches.flatMap((batch) => batch.frames)
-  return frames as unknown as NonEmptyReadonlyArray<string | Uint8Array>
+  return frames as unknown as NonEmptyReadonlyArray<Frame>
 }
 
 const DEFAULT_OPEN_TIMEOUT: Duration.Input = "10 seconds"

@@ -1,10 +1,14 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Schema, Stream } from "effect"
 import * as Dispatch from "../../src/Dispatch.ts"
 import { FrameDecodeError } from "../../src/Errors.ts"
-import { decodeServerFrame } from "../../src/protocol/Frame.ts"
+import { decodeServerFrame, decodeTextFrame, type ServerFrame } from "../../src/protocol/Frame.ts"
+import { TextFrame, textOf } from "../../src/transport/TextFrame.ts"
 import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
-import { advance, collectDispatches, layer, startShard } from "../shard/harness.ts"
+import { DispatchSink } from "../../src/DispatchSink.ts"
+import { GatewayTransport } from "../../src/transport/GatewayTransport.ts"
+import { advance, collectDispatches, guilds, I, layer, startShard } from "../shard/harness.ts"
+import { wrapTransport } from "../support/transportWrappers.ts"
 
 describe("decodeServerFrame", () => {
   it("reads a dispatch in Discord's layout without parsing its data", () => {
@@ -55,6 +59,97 @@ describe("decodeServerFrame", () => {
     expect(bad.data).toBeUndefined()
     expect(errors).toEqual(["Y"])
   })
+})
+
+/** A decoded frame with its text as a string, to compare the two decoders. */
+const comparable = (frame: ServerFrame | FrameDecodeError) =>
+  frame instanceof FrameDecodeError ? frame.message : frame.op === 0 ? { ...frame, text: textOf(frame.text) } : frame
+
+describe("decodeTextFrame (a text frame still in bytes)", () => {
+  it("reads a dispatch in Discord's layout off the bytes: name, s and where d starts; the text stays undecoded", () => {
+    const text = '{"t":"MESSAGE_CREATE","s":42,"op":0,"d":{"content":"héllo ✓ 🎉"}}'
+    const bytes = new TextFrame(Buffer.from(text))
+    const decoded = decodeTextFrame(bytes)
+    if (decoded instanceof FrameDecodeError || decoded.op !== 0) throw new Error("a dispatch expected")
+    expect(decoded.text).toBe(bytes) // not decoded
+    expect({ s: decoded.s, t: decoded.t, dataStart: decoded.dataStart }).toEqual({ s: 42, t: "MESSAGE_CREATE", dataStart: text.indexOf('"d":') + 4 })
+    expect(comparable(decoded)).toEqual(comparable(decodeServerFrame(text)))
+    // Non-ASCII after the envelope does not shift dataStart: the prefix is ASCII.
+    expect(Dispatch.makeLazy(0, 42, "MESSAGE_CREATE", textOf(decoded.text), decoded.dataStart!, () => {}).data).toEqual({ content: "héllo ✓ 🎉" })
+  })
+
+  it("anything else is decoded and goes the usual way (control frames, other layouts, escaped or non-ASCII names, errors)", () => {
+    for (const text of [
+      '{"op":11}',
+      '{"t":null,"s":null,"op":10,"d":{"heartbeat_interval":41250}}',
+      '{"op":0,"s":7,"t":"X","d":{"a":1}}',
+      '{"t":"A\\u0042","s":7,"op":0,"d":{}}',
+      '{"t":"ÉVÉNEMENT","s":7,"op":0,"d":{}}',
+      '{"t":"X","op":0,"d":{}}',
+      "{not json"
+    ]) {
+      expect(comparable(decodeTextFrame(new TextFrame(Buffer.from(text))))).toEqual(comparable(decodeServerFrame(text)))
+    }
+  })
+
+  it.effect.prop("decodes any dispatch, in any of these layouts, exactly as decodeServerFrame decodes its text", {
+    name: Schema.String,
+    seq: Schema.Int,
+    content: Schema.String,
+    layout: Schema.Literals(["discord", "other", "trailing"])
+  }, ({ content, layout, name, seq }) =>
+    Effect.sync(() => {
+      const t = JSON.stringify(name)
+      const s = Math.abs(seq)
+      const d = JSON.stringify({ content })
+      const text = layout === "discord"
+        ? `{"t":${t},"s":${s},"op":0,"d":${d}}`
+        : layout === "other"
+        ? `{"op":0,"s":${s},"t":${t},"d":${d}}`
+        : `{"t":${t},"s":${s},"op":0,"d":${d},"_trace":[]}`
+      const viaBytes = comparable(decodeTextFrame(new TextFrame(Buffer.from(text))))
+      expect(viaBytes).toEqual(comparable(decodeServerFrame(text)))
+      return true
+    }))
+
+  it.effect("in a shard: a dispatch nobody subscribed to is never decoded, and its sequence still counts (heartbeat d)", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      // The simulator's frames handed over as the real transport hands them: undecoded, each noting its decode.
+      const decodedNames: Array<string> = []
+      class Undecoded extends TextFrame {
+        override text(): string {
+          const text = super.text()
+          decodedNames.push(String((JSON.parse(text) as { readonly t?: unknown }).t))
+          return text
+        }
+      }
+      const transport = yield* wrapTransport((open) =>
+        Effect.map(open, (connection) => ({
+          ...connection,
+          receive: Effect.map(connection.receive, (batch) =>
+            batch.map((frame) => typeof frame === "string" ? new Undecoded(Buffer.from(frame)) : frame) as unknown as typeof batch)
+        })))
+      const sink = yield* DispatchSink
+      const messages: Array<unknown> = []
+      yield* Effect.forkScoped(Stream.runForEach(
+        yield* sink.subscription({ names: ["MESSAGE_CREATE"] }),
+        (dispatch) => Effect.sync(() => messages.push(dispatch.data))
+      ))
+      yield* startShard().pipe(Effect.provideService(GatewayTransport, transport))
+      yield* advance(3000)
+      decodedNames.length = 0
+      for (let i = 0; i < 5; i++) yield* sim.dispatch("TYPING_START", { guild_id: guilds[0], i })
+      yield* sim.dispatch("MESSAGE_CREATE", { guild_id: guilds[0], content: "wanted" })
+      for (let i = 0; i < 5; i++) yield* sim.dispatch("PRESENCE_UPDATE", { guild_id: guilds[0], i })
+      yield* advance(10)
+      expect(messages).toEqual([{ guild_id: guilds[0], content: "wanted" }])
+      expect(decodedNames).toEqual(["MESSAGE_CREATE"])
+      // The next heartbeat carries the last sequence number, an unwanted event's (item 7).
+      const lastSeq = (yield* sim.serverFrames({ op: 0 })).at(-1)!.s
+      yield* advance(2 * I)
+      expect((yield* sim.clientFrames({ op: 1 })).at(-1)!.d).toBe(lastSeq)
+    }).pipe(Effect.provide(layer())))
 })
 
 describe("malformed data in Discord's layout (item 51: tolerated, reported)", () => {

@@ -12,6 +12,7 @@ import type { NonEmptyReadonlyArray } from "effect/Array"
 import type { Scope } from "effect"
 import type { ConnectFailed } from "../../src/Errors.ts"
 import { type GatewayConnection, GatewayTransport } from "../../src/transport/GatewayTransport.ts"
+import { TextFrame } from "../../src/transport/TextFrame.ts"
 
 type Connect = Effect.Effect<GatewayConnection, ConnectFailed, Scope.Scope>
 
@@ -79,7 +80,7 @@ export const rewritingTransport = (nth: number, rewrite: (frame: string) => stri
         const receive: typeof connection.receive = Effect.flatMap(connection.receive, (batch) => {
           const out: Array<string | Uint8Array> = []
           for (const frame of batch) {
-            const next = typeof frame === "string" ? rewrite(frame) : frame
+            const next = typeof frame === "string" ? rewrite(frame) : frame instanceof TextFrame ? rewrite(frame.text()) : frame
             if (next !== undefined) out.push(next)
           }
           return out.length > 0 ? Effect.succeed(out as unknown as NonEmptyReadonlyArray<string>) : receive

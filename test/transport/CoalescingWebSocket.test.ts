@@ -1,7 +1,8 @@
 /**
  * CoalescingWebSocket over real `ws` sockets on 127.0.0.1 (plus a fake `ws` emitter where a same-tick race
  * has to be forced). It proves:
- * - the frames one TCP read carries reach a `message` listener as ONE `FrameBatch`: text frames as strings,
+ * - the frames one TCP read carries reach a `message` listener as ONE `FrameBatch`: text frames undecoded
+ *   (`TextFrame`),
  *   binary frames as bytes, in wire order, with `byteLength` = their size on the wire (UTF-8 bytes);
  * - frames received before a close or an error are delivered before that event is passed on;
  * - through NodeTransport, a burst is handed to `receive` in a few batches (a pending `receive` gets the whole
@@ -24,6 +25,8 @@ import type { NodeWebSocket } from "../../src/transport/CoalescingWebSocket.ts"
 import { GatewayTransport } from "../../src/transport/GatewayTransport.ts"
 import { gatewayUrl } from "../../src/transport/GatewayUrl.ts"
 import * as NodeTransport from "../../src/transport/NodeTransport.ts"
+import { type Frame, TextFrame } from "../../src/transport/TextFrame.ts"
+import { decoded } from "../support/frames.ts"
 import { message, testServer } from "./wsServer.ts"
 import type { ServerConnection, TestServer } from "./wsServer.ts"
 
@@ -135,8 +138,9 @@ describe("CoalescingWebSocket", () => {
       expect(wireBytes(frames)).toBeGreaterThan(frames.join("").length) // the non-ASCII frame: bytes ≠ chars
       burst(serverSide.socket, frames)
       const batch = batchOf(yield* Queue.take(events).pipe(bounded("the batch")))
-      expect(batch.frames).toEqual(frames)
-      expect(batch.frames.every((frame) => typeof frame === "string")).toBe(true)
+      expect(decoded(batch.frames)).toEqual(frames)
+      // Text is handed over undecoded: whoever reads it decodes it (a shard skips events nobody wants).
+      expect(batch.frames.every((frame) => frame instanceof TextFrame)).toBe(true)
       expect(batch.byteLength).toBe(wireBytes(frames))
       // one event for the whole burst
       expect(yield* Queue.size(events)).toBe(0)
@@ -144,11 +148,11 @@ describe("CoalescingWebSocket", () => {
       // a later burst is a new batch holding only its own frames
       burst(serverSide.socket, ["after"])
       const next = batchOf(yield* Queue.take(events).pipe(bounded("the second batch")))
-      expect(next.frames).toEqual(["after"])
+      expect(decoded(next.frames)).toEqual(["after"])
       expect(next.byteLength).toBe(5)
     }))
 
-  it.live("binary frames arrive as bytes and text frames as strings, interleaved in wire order", () =>
+  it.live("binary frames arrive as bytes and text frames as TextFrames, interleaved in wire order", () =>
     Effect.gen(function*() {
       const server = yield* testServer
       const { serverSide, socket } = yield* rawClient(server)
@@ -164,11 +168,11 @@ describe("CoalescingWebSocket", () => {
       ]
       burst(serverSide.socket, frames)
       const batch = batchOf(yield* Queue.take(events).pipe(bounded("the batch")))
-      expect(batch.frames.map((frame) => typeof frame)).toEqual(
-        frames.map((frame) => typeof frame === "string" ? "string" : "object")
+      expect(batch.frames.map((frame) => frame instanceof TextFrame ? "text" : "binary")).toEqual(
+        frames.map((frame) => typeof frame === "string" ? "text" : "binary")
       )
-      for (const frame of batch.frames) if (typeof frame !== "string") expect(frame).toBeInstanceOf(Uint8Array)
-      expect(shape(batch.frames)).toEqual(shape(frames))
+      for (const frame of batch.frames) if (!(frame instanceof TextFrame)) expect(frame).toBeInstanceOf(Uint8Array)
+      expect(shape(decoded(batch.frames))).toEqual(shape(frames))
       expect(batch.byteLength).toBe(wireBytes(frames))
     }))
 
@@ -179,7 +183,7 @@ describe("CoalescingWebSocket", () => {
       const closed = yield* Deferred.make<void>()
       const { serverSide, socket } = yield* rawClient(server, (socket) => {
         socket.addEventListener("message", (event) => {
-          for (const frame of (event.data as FrameBatch).frames) log.push(`frame ${String(frame)}`)
+          for (const frame of decoded((event.data as FrameBatch).frames)) log.push(`frame ${String(frame)}`)
         })
         socket.addEventListener("close", (event) => {
           log.push(`close ${event.code} ${event.reason}`)
@@ -197,7 +201,7 @@ describe("CoalescingWebSocket", () => {
       for (const type of ["close", "error"] as const) {
         const { socket, ws } = fake()
         const log: Array<unknown> = []
-        socket.addEventListener("message", (event) => log.push((event.data as FrameBatch).frames))
+        socket.addEventListener("message", (event) => log.push(decoded((event.data as FrameBatch).frames)))
         socket.addEventListener(type, (event) => log.push({ ...event }))
         ws.emit("message", Buffer.from("a"), false)
         ws.emit("message", Buffer.from([1, 2]), true)
@@ -227,11 +231,11 @@ describe("CoalescingWebSocket", () => {
         burst(serverSide.socket, texts, () => serverSide.socket.close(4000, "bye"))
       })
       yield* connection.send("go")
-      const batches: Array<ReadonlyArray<string | Uint8Array>> = []
+      const batches: Array<ReadonlyArray<Frame>> = []
       const error = yield* Effect.gen(function*() {
         while (true) batches.push(yield* connection.receive)
       }).pipe(Effect.flip, bounded("the frames and the close"))
-      expect(batches.flat()).toEqual(texts)
+      expect(decoded(batches.flat())).toEqual(texts)
       expect(batches.length).toBeLessThan(N / 2)
       // Without coalescing, a waiting receive is resumed by the first frame alone.
       expect(batches[0]!.length).toBeGreaterThan(1)
@@ -277,12 +281,12 @@ describe("CoalescingWebSocket", () => {
       expect(atPause.bytesRead).toBeLessThan((COUNT * FRAME) / 4) // paused long before the burst was read
       expect(clientCalls(spies.resume)).toBe(0)
 
-      const frames: Array<string | Uint8Array> = []
+      const frames: Array<Frame> = []
       yield* Effect.gen(function*() {
         while (frames.length < COUNT) frames.push(...(yield* connection.receive))
       }).pipe(bounded("all frames"))
       expect(frames.length).toBe(COUNT)
-      expect(frames.every((frame, i) => frame === texts[i])).toBe(true)
+      expect(decoded(frames).every((frame, i) => frame === texts[i])).toBe(true)
       // receiving drained the buffer and resumed the socket (it paused again as the rest came in)
       expect(clientCalls(spies.resume)).toBeGreaterThan(0)
       expect(clientCalls(spies.pause)).toBeGreaterThan(0)
@@ -326,7 +330,7 @@ describe("CoalescingWebSocket", () => {
       const events = yield* messageEvents(socket)
       socket.removeEventListener("message", removedMessage)
       burst(serverSide.socket, ["x"])
-      expect(batchOf(yield* Queue.take(events).pipe(bounded("the frame"))).frames).toEqual(["x"])
+      expect(decoded(batchOf(yield* Queue.take(events).pipe(bounded("the frame"))).frames)).toEqual(["x"])
 
       // close: removed, kept, removed under another type (stays), once, added twice (runs once)
       socket.addEventListener("close", removedClose)
@@ -370,7 +374,7 @@ describe("CoalescingWebSocket", () => {
         socket.addEventListener("close", (event) => Deferred.doneUnsafe(closed, Effect.succeed(event.code ?? -1)))
       })
       socket.addEventListener("message", (event) => {
-        for (const frame of (event.data as FrameBatch).frames) log.push(String(frame))
+        for (const frame of decoded((event.data as FrameBatch).frames)) log.push(String(frame))
       })
       // first without an error listener: only the adapter's guard hears the error
       burst(serverSide.socket, ["ok 1", "ok 2"])
@@ -384,7 +388,7 @@ describe("CoalescingWebSocket", () => {
       const log2: Array<string> = []
       const second = yield* rawClient(server, (socket) => {
         socket.addEventListener("message", (event) => {
-          for (const frame of (event.data as FrameBatch).frames) log2.push(`frame ${String(frame)}`)
+          for (const frame of decoded((event.data as FrameBatch).frames)) log2.push(`frame ${String(frame)}`)
         })
         socket.addEventListener("error", (event) => {
           log2.push(`error ${(event as { readonly message?: string }).message}`)

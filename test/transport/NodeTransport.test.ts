@@ -15,6 +15,7 @@ import { compressionOf, gatewayUrl } from "../../src/transport/GatewayUrl.ts"
 import type { Compression } from "../../src/transport/GatewayUrl.ts"
 import * as Inflater from "../../src/transport/Inflater.ts"
 import * as NodeTransport from "../../src/transport/NodeTransport.ts"
+import { decoded } from "../support/frames.ts"
 import { compressor, message, serverSend, testServer } from "./wsServer.ts"
 import type { ServerConnection, TestServer } from "./wsServer.ts"
 
@@ -32,7 +33,7 @@ const receiveMessages = (connection: GatewayConnection, inflater: Inflater.Infla
   Effect.gen(function*() {
     const out: Array<string> = []
     while (out.length < count) {
-      out.push(...(yield* inflater.push(yield* connection.receive)))
+      out.push(...(yield* inflater.push(decoded(yield* connection.receive))))
     }
     return out
   })
@@ -41,7 +42,7 @@ const receiveMessages = (connection: GatewayConnection, inflater: Inflater.Infla
 const receiveFrames = (connection: GatewayConnection, count: number) =>
   Effect.gen(function*() {
     const out: Array<string | Uint8Array> = []
-    while (out.length < count) out.push(...(yield* connection.receive))
+    while (out.length < count) out.push(...decoded(yield* connection.receive))
     return out
   })
 
@@ -103,7 +104,7 @@ describe("NodeTransport", () => {
       const { connection, serverSide } = yield* open(server)
       yield* serverSend(serverSide.socket, "{\"op\":10}")
       serverSide.socket.close(4004, "Authentication failed")
-      expect(yield* connection.receive).toEqual(["{\"op\":10}"])
+      expect(decoded(yield* connection.receive)).toEqual(["{\"op\":10}"])
       const error = yield* Effect.flip(connection.receive)
       expect(error).toBeInstanceOf(ConnectionClosed)
       expect({ ...error }).toMatchObject({ code: 4004, reason: "Authentication failed", by: "server" })
