@@ -19,8 +19,9 @@
  *
  * Hot path (per dispatch): a hand check of the envelope, a sequence update, one Dispatch object, one publish;
  * the data is parsed when read. A dispatch nobody wants (no subscriber, no runtime bookkeeping) costs only the
- * envelope check and the sequence update: from the real transport its frame is not even decoded to a string. Seq and last-dispatch time are plain fields read by `state`; `changes` emits on phase,
- * latency, session and error changes only.
+ * envelope check and the sequence update: from the real transport its frame is not even decoded to a string.
+ * Seq and last-dispatch time are plain fields read by `state`; `changes` emits on phase, latency, session and
+ * error changes only.
  */
 import {
   Cause,
