@@ -33,6 +33,7 @@ export {
 } from "./GatewayInfo.ts"
 export type { GatewayShardStatus, GatewayStatus } from "./GatewayStatus.ts"
 export { type GatewayConnection, GatewayTransport } from "./transport/GatewayTransport.ts"
+export { type Frame, TextFrame } from "./transport/TextFrame.ts"
 export type { Compression } from "./transport/GatewayUrl.ts"
 export { IdentifyRateLimiter, type SessionStartLimit } from "./IdentifyRateLimiter.ts"
 export {
