@@ -38,7 +38,6 @@ import {
   Random,
   Result,
   Redacted,
-  References,
   Schedule,
   Schema,
   Stream,
@@ -714,17 +713,11 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       yield* Queue.shutdown(commands)
     }))
   )
-  // Log lines carry the shard, unless the caller (a ShardSet) already annotated them with it: annotating
-  // twice would cost every shard a copy of its fiber's context (about 1 KiB).
-  const annotations = yield* References.CurrentLogAnnotations
-  const annotatedLifecycle = annotations.shard === shardId && annotations.shardCount === shardCount
-    ? lifecycle
-    : Effect.annotateLogs(lifecycle, { shard: shardId, shardCount })
 
   const life = Effect.gen(function*() {
     // After a defect the session is saved with the sequence of the dispatch being handled (it is counted
     // before it is published): a restart RESUMEs after it, rather than replaying it into the same defect.
-    yield* Effect.tapDefect(annotatedLifecycle, () => saveSession)
+    yield* Effect.tapDefect(lifecycle, () => saveSession)
     // Graceful end: keep the session for a resumable stop, forget it otherwise.
     if (stopping !== null && !stopping.resumable) session = null
     yield* saveSession
@@ -774,4 +767,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     }
   }
   return shard
-})
+}, (effect, options) =>
+  // Every log line of the shard, from its start and on its fiber for its whole life (which inherits this
+  // context once, at the fork), carries its id and count.
+  Effect.annotateLogs(effect, { shard: options.shardId, shardCount: options.shardCount }))

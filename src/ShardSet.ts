@@ -193,7 +193,6 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
       Scope.provide(scope),
       // A failed start is handled like a shard that ended with it.
       Effect.catchCause((cause) => ended(shardId, scope, Exit.failCause(cause))),
-      Effect.annotateLogs({ shard: shardId, shardCount: layout.count }),
       // Not the context of the fiber that starts the shard (a reshard asked for by the application, a
       // restart after a defect): a shard outlives it, and must not keep its logger, annotations or services.
       Effect.updateContext((_: Context.Context<never>) => shardContext)
