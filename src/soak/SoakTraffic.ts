@@ -14,10 +14,12 @@
  * switched off, so no other fiber (a shard identifying, a fault) can change the sessions in between — the
  * ledger's routing is exactly the simulator's.
  *
- * Rate: each tick emits what is due since the start by the Clock (at most one second's worth after a stall).
+ * Rate: `SimulatorTraffic.paced`, as the simulator's own traffic: each tick emits what is due since the start by
+ * the Clock (at most one second's worth; after a longer stall the backlog is dropped).
  */
-import { Clock, Effect, References } from "effect"
+import { Effect, References } from "effect"
 import type { SimulatorControls } from "../testing/SimulatorServer.ts"
+import { paced } from "../testing/SimulatorTraffic.ts"
 import type { Ledger } from "./SoakLedger.ts"
 
 /** A snowflake timestamp part (ms since the Discord epoch, around 2024). */
@@ -129,24 +131,13 @@ export const make = (simulator: SimulatorControls, ledger: Ledger, guilds: SoakG
   const run = (options: { readonly rate: number; readonly untilMs: number; readonly tickMs: number }) =>
     options.rate <= 0 || guilds.ids.length === 0
       ? Effect.void
-      : Effect.gen(function*() {
-        const start = yield* Clock.currentTimeMillis
-        let emitted = 0
+      : Effect.suspend(() => {
         const names: Array<string> = []
-        while (true) {
-          yield* Effect.sleep(options.tickMs)
-          const now = yield* Clock.currentTimeMillis
-          if (now >= options.untilMs) return
-          const due = Math.floor(((now - start) * options.rate) / 1000)
-          const count = Math.min(due - emitted, Math.ceil(options.rate))
-          if (count <= 0) continue
+        return paced(options, (first, count) => {
           names.length = 0
-          for (let i = 0; i < count; i++) names.push(TrafficNames[(emitted + i) % TrafficNames.length]!)
-          const first = emitted
-          yield* emitBatch(names, (i) => (first + i) % guilds.ids.length)
-          // After a stall longer than a second, do not try to catch up.
-          emitted = Math.max(emitted + count, due - Math.ceil(options.rate))
-        }
+          for (let i = 0; i < count; i++) names.push(TrafficNames[(first + i) % TrafficNames.length]!)
+          return emitBatch(names, (i) => (first + i) % guilds.ids.length)
+        })
       })
 
   return { guilds, emit, emitToShard, run }

@@ -12,7 +12,7 @@
  *
  * The rate holds over Clock time whatever the tick jitter (TestClock in tests): each tick emits what is due
  * since the start minus what was already sent, and after a stall longer than a second it does not try to
- * catch up.
+ * catch up (`paced`, which the soak's traffic uses too).
  */
 import { Clock, Effect } from "effect"
 
@@ -140,29 +140,41 @@ export interface TrafficTarget {
   readonly guilds: () => ReadonlyArray<string>
 }
 
+/**
+ * Calls `emit(first, count, now)` every `tickMs` of Clock time with the events due since the start at `rate`
+ * per second (`first` counts from 0), until the Clock reaches `untilMs` (forever if not given). At most one
+ * second's worth goes at once, and after a stall longer than a second the backlog is dropped, not caught up.
+ */
+export const paced = <E, R>(
+  options: { readonly rate: number; readonly tickMs: number; readonly untilMs?: number | undefined },
+  emit: (first: number, count: number, now: number) => Effect.Effect<void, E, R>
+): Effect.Effect<void, E, R> =>
+  Effect.gen(function*() {
+    const start = yield* Clock.currentTimeMillis
+    let sent = 0
+    while (true) {
+      yield* Effect.sleep(options.tickMs)
+      const now = yield* Clock.currentTimeMillis
+      if (options.untilMs !== undefined && now >= options.untilMs) return
+      const count = due(now - start, options.rate, sent)
+      if (count > 0) yield* emit(sent, count, now)
+      sent += count
+      const owed = Math.floor(((now - start) * options.rate) / 1000)
+      if (owed - sent > options.rate) sent = owed
+    }
+  })
+
 /** Emits the traffic into `target`, forever (run it in a fiber). */
 export const run = (target: TrafficTarget, options: TrafficOptions): Effect.Effect<void> => {
   const { rate } = validate(options)
   if (rate === 0) return Effect.void
   const order = mixOrder(options.mix ?? DefaultMix)
-  const tickMs = options.tickMs ?? 50
-  return Effect.gen(function*() {
-    const start = yield* Clock.currentTimeMillis
-    let sent = 0
-    while (true) {
-      yield* Effect.sleep(tickMs)
-      const now = yield* Clock.currentTimeMillis
-      const count = due(now - start, rate, sent)
+  return paced({ rate, tickMs: options.tickMs ?? 50 }, (first, count, now) =>
+    Effect.gen(function*() {
       const guilds = target.guilds()
-      for (let i = 0; i < count; i++) {
-        const n = sent + i
+      for (let n = first; n < first + count; n++) {
         const event = order[n % order.length]!
         yield* target.dispatch(event, eventData(event, n, guilds.length === 0 ? undefined : guilds[n % guilds.length], now))
       }
-      sent += count
-      // After a pause longer than a second, do not try to catch up.
-      const owed = Math.floor(((now - start) * rate) / 1000)
-      if (owed - sent > rate) sent = owed
-    }
-  })
+    }))
 }
