@@ -322,7 +322,9 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
   })
 
   // ---- one connection ----
-  const connectOnce: Effect.Effect<Outcome, FatalCloseError> = Effect.scoped(Effect.gen(function*() {
+  // The connection is set up by a generator that ends by handing over the wait for the connection's end, so
+  // that no suspended generator frame is kept for the connection's life.
+  const connectOnce: Effect.Effect<Outcome, FatalCloseError> = Effect.scoped(Effect.flatten(Effect.gen(function*() {
     const resumeWith = session
     const base = resumeWith !== null && !resumeUrlRefused ? resumeWith.resumeUrl : options.gatewayUrl
     const url = gatewayUrl(base, { compression })
@@ -339,7 +341,8 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       if (base !== options.gatewayUrl) resumeUrlRefused = true
       yield* Effect.logWarning(detail)
       yield* update({ lastError: detail })
-      return { kind: "connect-failed", healthy: false } satisfies Outcome
+      // @effect-diagnostics-next-line returnEffectInGen:off -- flattened: the generator hands over what to wait for
+      return Effect.succeed<Outcome>({ kind: "connect-failed", healthy: false })
     }
     resumeUrlRefused = false
     yield* setPhase("hello")
@@ -610,47 +613,57 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
         return { kind: "closed", healthy }
       })
 
-    const readLoop: Effect.Effect<Outcome, FatalCloseError> = Effect.gen(function*() {
-      while (true) {
-        const batch = yield* conn.receive
-        receivedAt = clock.currentTimeMillisUnsafe()
-        // Without compression the text frames are the messages: the Inflater is only needed once a binary
-        // (payload-compressed) frame appears. Otherwise the whole batch is inflated at once.
-        let texts = batch as ReadonlyArray<string | TextFrame>
-        let inflate = !inflater.passthrough
-        for (let i = 0; !inflate && i < batch.length; i++) inflate = isBinary(batch[i]!)
-        if (inflate) {
-          if (finished) return yield* Deferred.await(ended)
-          const inflated = yield* Effect.result(inflater.push(decodedTexts(batch)))
-          if (inflated._tag === "Failure") {
-            yield* onDecodeError(inflated.failure)
-            // A corrupt compression stream cannot be resynchronised: reconnect. The messages of this batch
-            // that did decode are not handled either; nothing is lost, since the shard resumes and the
-            // gateway replays every dispatch after the last sequence number we did handle.
-            yield* finish({ kind: "closed" }, ResumableCloseCode)
-            return yield* Deferred.await(ended)
-          }
-          texts = inflated.success
-        }
-        for (let i = 0; i < texts.length; i++) {
-          if (finished) return yield* Deferred.await(ended)
-          const text = texts[i]!
-          // An undecoded text frame is decoded only as far as needed (an unwanted dispatch: not at all).
-          const frame = typeof text === "string" ? decodeServerFrame(text) : decodeTextFrame(text)
-          if (frame instanceof FrameDecodeError) yield* onDecodeError(frame)
-          else {
-            // Most frames finish synchronously (Effect.void): no generator step for them.
-            const handled = onFrame(frame)
-            if (handled !== Effect.void) yield* handled
-          }
-          if (lazyDataError !== undefined) {
-            const detail = lazyDataError
-            lazyDataError = undefined
-            yield* onDecodeError(new FrameDecodeError({ op: 0, event: null, detail }))
-          }
-        }
+    // The read loop is written as a chain of effects rather than a generator: it lives as long as the
+    // connection, and a suspended generator keeps its whole frame (and a prototype per shard) alive.
+    const awaitEnded = Deferred.await(ended)
+    /** Handles the frames of a batch from `start` on, then reads again (or ends with the connection). */
+    const handleFrom = (
+      texts: ReadonlyArray<string | TextFrame>,
+      start: number
+    ): Effect.Effect<Outcome, FatalCloseError | ConnectionClosed> => {
+      for (let i = start; i < texts.length; i++) {
+        if (finished) return awaitEnded
+        const text = texts[i]!
+        // An undecoded text frame is decoded only as far as needed (an unwanted dispatch: not at all).
+        const frame = typeof text === "string" ? decodeServerFrame(text) : decodeTextFrame(text)
+        const handled = frame instanceof FrameDecodeError ? onDecodeError(frame) : onFrame(frame)
+        // Most frames finish synchronously (Effect.void): nothing is built to continue after them.
+        if (handled !== Effect.void) return Effect.andThen(handled, Effect.suspend(() => continueFrom(texts, i + 1)))
+        if (lazyDataError !== undefined) return continueFrom(texts, i + 1)
       }
-    }).pipe(Effect.catchTag("ConnectionClosed", onClosed))
+      return readNext
+    }
+    /** Reports a dispatch whose lazily read data was not JSON (found while a frame was handled), then goes on. */
+    const continueFrom = (texts: ReadonlyArray<string | TextFrame>, next: number) => {
+      if (lazyDataError === undefined) return handleFrom(texts, next)
+      const detail = lazyDataError
+      lazyDataError = undefined
+      return Effect.andThen(
+        onDecodeError(new FrameDecodeError({ op: 0, event: null, detail })),
+        Effect.suspend(() => handleFrom(texts, next))
+      )
+    }
+    const onBatch = (batch: ReadonlyArray<Frame>): Effect.Effect<Outcome, FatalCloseError | ConnectionClosed> => {
+      receivedAt = clock.currentTimeMillisUnsafe()
+      // Without compression the text frames are the messages: the Inflater is only needed once a binary
+      // (payload-compressed) frame appears. Otherwise the whole batch is inflated at once.
+      let inflate = !inflater.passthrough
+      for (let i = 0; !inflate && i < batch.length; i++) inflate = isBinary(batch[i]!)
+      if (!inflate) return handleFrom(batch as ReadonlyArray<string | TextFrame>, 0)
+      if (finished) return awaitEnded
+      return Effect.flatMap(Effect.result(inflater.push(decodedTexts(batch))), (inflated) =>
+        inflated._tag === "Success"
+          ? handleFrom(inflated.success, 0)
+          // A corrupt compression stream cannot be resynchronised: reconnect. The messages of this batch
+          // that did decode are not handled either; nothing is lost, since the shard resumes and the
+          // gateway replays every dispatch after the last sequence number we did handle.
+          : Effect.andThen(
+            Effect.andThen(onDecodeError(inflated.failure), finish({ kind: "closed" }, ResumableCloseCode)),
+            awaitEnded
+          ))
+    }
+    const readNext: Effect.Effect<Outcome, FatalCloseError | ConnectionClosed> = Effect.flatMap(conn.receive, onBatch)
+    const readLoop = readNext.pipe(Effect.catchTag("ConnectionClosed", onClosed))
 
     // Hello deadline.
     yield* fork(Deferred.await(helloArrived).pipe(Effect.timeoutOrElse({
@@ -670,37 +683,46 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     // The read loop is the connection's one long-lived fiber besides the heartbeat; its outcome (or a
     // `finish` from elsewhere) ends the connection.
     yield* fork(Effect.flatMap(Effect.exit(readLoop), (exit) => Deferred.done(ended, exit)))
-    return yield* Deferred.await(ended)
-  }))
+    // @effect-diagnostics-next-line returnEffectInGen:off -- flattened: the generator hands over what to wait for
+    return awaitEnded
+  })))
 
   // ---- the shard's life ----
   const interruptibleWait = (wait: Effect.Effect<unknown, unknown>) =>
     Effect.raceFirst(Effect.ignore(wait), Deferred.await(stopSignal))
 
-  const lifecycle: Effect.Effect<void, FatalCloseError> = Effect.gen(function*() {
-    // The reconnect schedule's state, made at the first failed attempt and dropped after a healthy connection.
-    let backoff: ((input: unknown) => Pull.Pull<unknown, never, unknown>) | undefined
-    let attempt = 0
-    while (stopping === null) {
-      if (attempt++ > 0) {
-        yield* counted("reconnects")
-        yield* Metrics.updateForShard(Metrics.reconnects, shardId, 1)
-      }
-      const outcome = yield* connectOnce
-      if (stopping !== null || outcome.kind === "stopped") break
-      yield* setPhase("reconnecting")
-      if (session !== null) yield* saveSession
-      if (outcome.kind === "invalid-session") {
-        const wait = yield* Random.nextBetween(invalidDelay.min, invalidDelay.max)
-        yield* interruptibleWait(Effect.sleep(Duration.millis(Math.round(wait))))
-      } else if (outcome.healthy) {
-        backoff = undefined
-      } else {
-        backoff ??= yield* Schedule.toStepWithSleep(reconnectSchedule)
-        yield* interruptibleWait(backoff(undefined))
-      }
-    }
-  }).pipe(
+  // The loop of connections, as a chain of effects: it is suspended for the whole life of each connection,
+  // where a generator would keep its frame alive. The reconnect schedule's state is made at the first failed
+  // attempt and dropped after a healthy connection.
+  let backoff: ((input: unknown) => Pull.Pull<unknown, never, unknown>) | undefined
+  let attempts = 0
+  const nextConnection: Effect.Effect<void, FatalCloseError> = Effect.suspend(() => {
+    if (stopping !== null) return Effect.void
+    const connect = attempts++ === 0 ? connectOnce : counted("reconnects").pipe(
+      Effect.andThen(Metrics.updateForShard(Metrics.reconnects, shardId, 1)),
+      Effect.andThen(connectOnce)
+    )
+    return Effect.flatMap(connect, afterConnection)
+  })
+  const afterConnection = (outcome: Outcome): Effect.Effect<void, FatalCloseError> =>
+    Effect.suspend(() => {
+      if (stopping !== null || outcome.kind === "stopped") return Effect.void
+      return Effect.gen(function*() {
+        yield* setPhase("reconnecting")
+        if (session !== null) yield* saveSession
+        if (outcome.kind === "invalid-session") {
+          const wait = yield* Random.nextBetween(invalidDelay.min, invalidDelay.max)
+          yield* interruptibleWait(Effect.sleep(Duration.millis(Math.round(wait))))
+        } else if (outcome.healthy) {
+          backoff = undefined
+        } else {
+          backoff ??= yield* Schedule.toStepWithSleep(reconnectSchedule)
+          yield* interruptibleWait(backoff(undefined))
+        }
+      }).pipe(Effect.andThen(nextConnection))
+    })
+
+  const lifecycle: Effect.Effect<void, FatalCloseError> = nextConnection.pipe(
     Effect.tapError((error) => update({ phase: "fatal", lastError: error.message })),
     Effect.tapError((error) => Effect.logError(error.message)),
     Effect.ensuring(Effect.gen(function*() {
@@ -714,15 +736,15 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     }))
   )
 
-  const life = Effect.gen(function*() {
-    // After a defect the session is saved with the sequence of the dispatch being handled (it is counted
-    // before it is published): a restart RESUMEs after it, rather than replaying it into the same defect.
-    yield* Effect.tapDefect(lifecycle, () => saveSession)
-    // Graceful end: keep the session for a resumable stop, forget it otherwise.
-    if (stopping !== null && !stopping.resumable) session = null
-    yield* saveSession
-    yield* setPhase("stopped")
-  })
+  // After a defect the session is saved with the sequence of the dispatch being handled (it is counted
+  // before it is published): a restart RESUMEs after it, rather than replaying it into the same defect.
+  const life = Effect.tapDefect(lifecycle, () => saveSession).pipe(
+    Effect.andThen(Effect.suspend(() => {
+      // Graceful end: keep the session for a resumable stop, forget it otherwise.
+      if (stopping !== null && !stopping.resumable) session = null
+      return Effect.andThen(saveSession, setPhase("stopped"))
+    }))
+  )
   const onEnd = options.onEnd
   const fiber = yield* Effect.forkScoped(onEnd === undefined ? life : Effect.onExit(life, onEnd))
 
