@@ -7,6 +7,13 @@ import { Result } from "effect"
 import type { SimulatorSocketServerOptions } from "./testing/SimulatorSocketServer.ts"
 import type { TrafficMix } from "./testing/SimulatorTraffic.ts"
 
+/**
+ * A standalone server runs for as long as its operator wants: it records no frames (nothing reads them; the
+ * control API serves sessions and connections) and keeps the latest 10 000 connections, refused attempts and
+ * REST requests, so its memory does not grow with traffic or reconnects.
+ */
+const StandaloneHistory = { recordFrames: false, historyLimit: 10_000 } as const
+
 export const usage = `usage: npm run simulator -- [flags]
   --port <n>                  TCP port on 127.0.0.1 (default 0: any free port)
   --guilds <n>                guild count (default 64; guild k routes to shard k % n)
@@ -88,6 +95,7 @@ export const parse = (argv: ReadonlyArray<string>): Result.Result<SimulatorSocke
     maxConcurrency: numbers.get("--max-concurrency") ?? 1,
     heartbeatIntervalMs: numbers.get("--heartbeat") ?? 41_250,
     splitCompressedFrames: split,
+    ...StandaloneHistory,
     ...(numbers.has("--shards") ? { recommendedShards: numbers.get("--shards")! } : {}),
     ...(limit === undefined ? {} : { sessionStartLimit: { total: limit, remaining: limit, resetAfterMs: 86_400_000 } }),
     ...(rate > 0 ? { traffic: { rate, ...(mix === undefined ? {} : { mix: mix.success }) } } : {})

@@ -26,6 +26,8 @@ describe("npm run simulator flags", () => {
     expect(options.traffic).toBeUndefined()
     expect(options.sessionStartLimit).toBeUndefined()
     expect(options.splitCompressedFrames).toBe(false)
+    // a long-running server: no frame recording, a bounded history of connections and requests
+    expect([options.recordFrames, options.historyLimit]).toEqual([false, 10_000])
   })
 
   it("every option", () => {
@@ -41,6 +43,8 @@ describe("npm run simulator flags", () => {
       maxConcurrency: 16,
       heartbeatIntervalMs: 1500,
       splitCompressedFrames: true,
+      recordFrames: false,
+      historyLimit: 10_000,
       recommendedShards: 2,
       sessionStartLimit: { total: 3, remaining: 3, resetAfterMs: 86_400_000 },
       traffic: { rate: 12.5, mix: [["MESSAGE_CREATE", 3], ["GUILD_AUDIT_LOG_ENTRY_CREATE", 1]] }

@@ -45,7 +45,9 @@ export const run = (flags: Flags, interactive: boolean, logSink: LogSink) =>
       recommendedShards: flags.shards,
       maxConcurrency: MaxConcurrency,
       heartbeatIntervalMs: flags.heartbeatMs,
+      // The demo runs as long as the user watches: no frame recording, a bounded history of connections.
       recordFrames: false,
+      historyLimit: 10_000,
       traffic: { rate: flags.rate }
     })
 

@@ -70,6 +70,13 @@ export interface SimulatorOptions {
    */
   readonly recordFrames?: boolean
   /**
+   * How many of each kind of record are kept — frames, connections, refused connection attempts and
+   * `/gateway/bot` requests: at least the latest `historyLimit` of each, never more than twice that. Default:
+   * all of them (a test reads everything it caused). A server that runs for long should bound it; `npm run
+   * simulator` keeps 10 000.
+   */
+  readonly historyLimit?: number
+  /**
    * Guilds in an outage: READY lists them (as always, unavailable) and the session gets
    * GUILD_DELETE `{id, unavailable: true}` instead of GUILD_CREATE (PROTOCOL.md §6.1).
    */
@@ -112,6 +119,7 @@ export interface ResolvedSimulatorOptions {
   /** `undefined`: computed from the guild count. */
   readonly recommendedShards: number | undefined
   readonly recordFrames: boolean
+  readonly historyLimit: number
   readonly unavailableGuilds: ReadonlySet<string>
   readonly silentGuilds: ReadonlySet<string>
   readonly dispatchLatencyMs: Readonly<Record<string | number, number>>
@@ -162,6 +170,7 @@ export const resolveSimulatorOptions = (options: SimulatorOptions): ResolvedSimu
       ? undefined
       : positiveInt("recommendedShards", options.recommendedShards),
     recordFrames: options.recordFrames ?? true,
+    historyLimit: options.historyLimit === undefined ? Infinity : positiveInt("historyLimit", options.historyLimit),
     unavailableGuilds: new Set(options.unavailableGuilds ?? []),
     silentGuilds: new Set(options.silentGuilds ?? []),
     dispatchLatencyMs: options.dispatchLatencyMs ?? {},

@@ -15,6 +15,15 @@ export const Redacted = "<redacted>"
 /** Longest `raw` text kept for a malformed frame. */
 const RawLimit = 512
 
+/**
+ * Appends a record to a history that keeps at least the latest `limit` records: once it holds twice that, the
+ * older half goes (one copy per `limit` appends, so appending stays O(1) on average).
+ */
+export const appendRecord = <A>(history: Array<A>, record: A, limit: number): void => {
+  history.push(record)
+  if (history.length >= 2 * limit) history.splice(0, history.length - limit)
+}
+
 /** One frame as it crossed the (simulated) wire. */
 export interface RecordedFrame {
   /** The connection it travelled on (`RecordedConnection.id`). */

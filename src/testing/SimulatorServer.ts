@@ -39,7 +39,7 @@ import type {
   RecordedRestRequest,
   RefusedConnection
 } from "./SimulatorRecording.ts"
-import { matchesFilter, redactData, redactRaw } from "./SimulatorRecording.ts"
+import { appendRecord, matchesFilter, redactData, redactRaw } from "./SimulatorRecording.ts"
 import * as SimulatorTraffic from "./SimulatorTraffic.ts"
 import type { DispatchEntry, ShardTarget, ShardTuple } from "./SimulatorSessions.ts"
 import {
@@ -371,7 +371,7 @@ export const makeSimulatorServer = (input: SimulatorOptions): Effect.Effect<Simu
       const frame: RecordedFrame = raw === undefined
         ? { connectionId: connection.id, direction, at, shard, op, t, s, d, bytes }
         : { connectionId: connection.id, direction, at, shard, op, t, s, d, bytes, raw }
-      frames.push(frame)
+      appendRecord(frames, frame, options.historyLimit)
     }
 
     const sendFrame = (
@@ -749,14 +749,14 @@ export const makeSimulatorServer = (input: SimulatorOptions): Effect.Effect<Simu
         const id = ++connectionCounter
         const at = now()
         if (refuses(url)) {
-          refused.push({ id, url, at })
+          appendRecord(refused, { id, url, at }, options.historyLimit)
           return Effect.fail(new ConnectFailed({ url, detail: "connection refused by the simulator (refuseConnections)" }))
         }
         let version: string | null
         try {
           version = new URL(url).searchParams.get("v")
         } catch {
-          refused.push({ id, url, at })
+          appendRecord(refused, { id, url, at }, options.historyLimit)
           return Effect.fail(new ConnectFailed({ url, detail: "not a valid URL" }))
         }
         const recorded: Mutable<RecordedConnection> = {
@@ -769,7 +769,7 @@ export const makeSimulatorServer = (input: SimulatorOptions): Effect.Effect<Simu
           shard: null,
           sessionId: null
         }
-        connections.push(recorded)
+        appendRecord(connections, recorded, options.historyLimit)
         const connection: Connection = {
           id,
           port,
@@ -946,7 +946,7 @@ export const makeSimulatorServer = (input: SimulatorOptions): Effect.Effect<Simu
         Effect.sync((): GatewayBotReply => {
           const authorized = authorization === `Bot ${token}`
           const status = authorized ? 200 : 401
-          restRequests.push({ at: now(), method: "GET", path: "/gateway/bot", authorized, status })
+          appendRecord(restRequests, { at: now(), method: "GET", path: "/gateway/bot", authorized, status }, options.historyLimit)
           return authorized
             ? { status: 200, body: gatewayBotNow() }
             : { status: 401, body: { message: "401: Unauthorized", code: 0 } }

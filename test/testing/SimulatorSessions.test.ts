@@ -279,6 +279,48 @@ describe("GatewaySimulator sessions", () => {
       expect([closed.code, closed.by]).toEqual([4000, "client"])
     })))
 
+  it.effect("historyLimit: frames, connections, refused attempts and REST requests keep the latest records, bounded", () =>
+    run(
+      Effect.gen(function*() {
+        const sim = yield* GatewaySimulator
+        for (let i = 0; i < 7; i++) {
+          const scope = yield* Scope.make()
+          yield* connectReady().pipe(Scope.provide(scope))
+          yield* Scope.close(scope, Exit.void)
+          yield* sim.gatewayBotRequest(`Bot ${i}`)
+        }
+        yield* sim.refuseConnections(BaseUrl, true)
+        for (let i = 0; i < 7; i++) yield* Effect.flip(connect())
+        // ids 1–7 were accepted, 8–14 refused: at least the latest 3 of each are kept, never 6 or more.
+        const ids = (yield* sim.connections).map((c) => c.id)
+        expect(ids.length).toBeGreaterThanOrEqual(3)
+        expect(ids.length).toBeLessThan(6)
+        expect(ids.slice(-3)).toEqual([5, 6, 7])
+        const refused = (yield* sim.refusedConnections).map((r) => r.id)
+        expect(refused.length).toBeLessThan(6)
+        expect(refused.slice(-3)).toEqual([12, 13, 14])
+        const rest = yield* sim.restRequests
+        expect(rest.length).toBeLessThan(6)
+        expect(rest.length).toBeGreaterThanOrEqual(3)
+        // every connection sent and received frames (Hello, IDENTIFY, READY, …): far more than 6 of them
+        const frames = yield* sim.frames
+        expect(frames.length).toBeLessThan(6)
+        expect(frames.at(-1)?.connectionId).toBe(7)
+      }),
+      { historyLimit: 3, identifyWindowMs: 0 }
+    ))
+
+  it.effect("without historyLimit every record is kept", () =>
+    run(Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      for (let i = 0; i < 7; i++) {
+        const scope = yield* Scope.make()
+        yield* connectReady().pipe(Scope.provide(scope))
+        yield* Scope.close(scope, Exit.void)
+      }
+      expect((yield* sim.connections).map((c) => c.id)).toEqual([1, 2, 3, 4, 5, 6, 7])
+    }), { identifyWindowMs: 0 }))
+
   it.effect("the in-process transport refuses encoding=etf", () =>
     run(Effect.gen(function*() {
       const error = yield* Effect.flip(connect(`${BaseUrl}/?v=10&encoding=etf`))
