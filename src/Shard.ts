@@ -435,7 +435,9 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       return Effect.andThen(Effect.sleep(Duration.millis(due - now)), readyDeadline)
     })
 
-    const handshake = Effect.gen(function*() {
+    // Effects run once per connection (the handshake, becoming ready) are built when they run, so that an
+    // idle connection keeps nothing of them.
+    const handshake = () => Effect.gen(function*() {
       const current = session
       if (current !== null) {
         yield* setPhase("resuming")
@@ -489,7 +491,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       return Effect.asVoid(fork(Effect.ignore(pumpCommands)))
     })
 
-    const becameReady = Effect.gen(function*() {
+    const becameReady = () => Effect.gen(function*() {
       ready = true
       yield* Deferred.succeed(readyArrived, undefined)
       yield* setPhase("ready")
@@ -521,7 +523,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
         }
         session = { sessionId: decoded.success.session_id, resumeUrl: decoded.success.resume_gateway_url, sequence: frame.s }
         yield* saveSession
-        yield* becameReady
+        yield* becameReady()
         lastDispatchAt = clock.currentTimeMillisUnsafe()
         yield* publish(Dispatch.make(shardId, frame.s, frame.t, data))
       })
@@ -554,7 +556,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       const dispatch = frame.dataStart === undefined
         ? Dispatch.make(shardId, s, t, frame.d)
         : Dispatch.makeLazy(shardId, s, t, textOf(frame.text), frame.dataStart, onLazyDataError)
-      if (t === "RESUMED") return Effect.andThen(becameReady, publish(dispatch))
+      if (t === "RESUMED") return Effect.andThen(becameReady(), publish(dispatch))
       return publish(dispatch)
     }
 
@@ -571,7 +573,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
             limiter = yield* SendLimiter.make({ heartbeatIntervalMs: interval })
             yield* setPhase(session === null ? "identifying" : "resuming")
             yield* fork(heartbeat(interval))
-            yield* fork(handshake)
+            yield* fork(handshake())
           })
         }
         case 11: {
