@@ -19,7 +19,8 @@
  *
  * Hot path (per dispatch): a hand check of the envelope, a sequence update, one Dispatch object, one publish;
  * the data is parsed when read. A dispatch nobody wants (no subscriber, no runtime bookkeeping) costs only the
- * envelope check and the sequence update: from the real transport its frame is not even decoded to a string.
+ * envelope check and the sequence update: from the real transport, compressed or not, its frame is not even
+ * decoded to a string.
  * Seq and last-dispatch time are plain fields read by `state`; `changes` emits on phase, latency, session and
  * error changes only.
  */
@@ -72,7 +73,7 @@ import { initialState, type ShardPhase, type ShardState } from "./ShardState.ts"
 import { type GatewayConnection, GatewayTransport } from "./transport/GatewayTransport.ts"
 import { type Compression, gatewayUrl } from "./transport/GatewayUrl.ts"
 import * as Inflater from "./transport/Inflater.ts"
-import { type Frame, TextFrame, textOf } from "./transport/TextFrame.ts"
+import { type Frame, isBinary, type TextFrame, textOf } from "./transport/TextFrame.ts"
 
 /** The gateway's limit for one client frame, in bytes (PROTOCOL.md §5.1). */
 export const MaxFrameBytes = 4096
@@ -176,15 +177,6 @@ const parseJson = (text: string): Result.Result<unknown, unknown> => {
     return Result.fail(error)
   }
 }
-
-/** A binary (payload- or transport-compressed) frame. */
-const isBinary = (frame: Frame): boolean => typeof frame !== "string" && !(frame instanceof TextFrame)
-
-/** The batch for the Inflater, which takes text frames as strings (they are rare on a compressed connection). */
-const decodedTexts = (batch: ReadonlyArray<Frame>): ReadonlyArray<string | Uint8Array> =>
-  batch.some((frame) => frame instanceof TextFrame)
-    ? batch.map((frame) => frame instanceof TextFrame ? frame.text() : frame)
-    : batch as ReadonlyArray<string | Uint8Array>
 
 const defaultProperties = { os: process.platform, browser: "effect-discord-gateway", device: "effect-discord-gateway" }
 
@@ -653,7 +645,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       for (let i = 0; !inflate && i < batch.length; i++) inflate = isBinary(batch[i]!)
       if (!inflate) return handleFrom(batch as ReadonlyArray<string | TextFrame>, 0)
       if (finished) return awaitEnded
-      return Effect.flatMap(Effect.result(inflater.push(decodedTexts(batch))), (inflated) =>
+      return Effect.flatMap(Effect.result(inflater.push(batch)), (inflated) =>
         inflated._tag === "Success"
           ? handleFrom(inflated.success, 0)
           // A corrupt compression stream cannot be resynchronised: reconnect. The messages of this batch

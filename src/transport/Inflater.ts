@@ -1,7 +1,9 @@
 /**
- * Inflater: turns the frames of one connection back into gateway message text, undoing compression
+ * Inflater: turns the frames of one connection back into gateway messages, undoing compression
  * (PROTOCOL.md §5.3–5.5). It works on a batch: `push(frames)` takes every frame of one transport read and
- * returns every complete gateway message those frames finish, in order.
+ * returns every complete gateway message those frames finish, in order. A decompressed message comes out as
+ * a `TextFrame`, its bytes not decoded: the shard reads a dispatch's envelope off the bytes, so with
+ * compression too an event nobody wants is never decoded to a string.
  *
  * - `"none"`: text frames are the messages. A binary frame is payload compression (§5.3): an independent
  *   zlib stream holding one whole message, inflated synchronously (checklist item 50). Never suspends.
@@ -13,16 +15,17 @@
  *   message is one gateway message; the zstd frame never ends, so each message is fed in and all output it
  *   yields is collected (item 49).
  *
- * Text frames pass through in their position. For the two stream modes, all complete compressed messages of
- * a batch are written into the long-lived node:zlib stream back to back, without waiting between writes,
- * and the fiber suspends once for the batch. The output is attributed to messages by boundaries: the stream
- * is read in flowing mode, and when the callback of write k runs, every output byte of message k has been
- * pushed (either emitted via 'data' or still in the readable buffer) while no byte of a later message has
- * (the next write's work has only just been started on the threadpool). So message k ends at
- * `bytes emitted so far + stream.readableLength` at callback k. This also holds when Transform defers a write
- * callback because the readable buffer is above its highWaterMark (it releases it from `_read`, before the
- * buffered chunk is taken out), so multi-megabyte messages (READY, GUILD_CREATE) are fine. Once the
- * output reaches the last boundary it is concatenated once and each message is decoded from its slice.
+ * Text frames pass through in their position, as they came (string or `TextFrame`). For the two stream
+ * modes, all complete compressed messages of a batch are written into the long-lived node:zlib stream back
+ * to back, without waiting between writes, and the fiber suspends once for the batch. The output is
+ * attributed to messages by boundaries: the stream is read in flowing mode, and when the callback of write k
+ * runs, every output byte of message k has been pushed (either emitted via 'data' or still in the readable
+ * buffer) while no byte of a later message has (the next write's work has only just been started on the
+ * threadpool). So message k ends at `bytes emitted so far + stream.readableLength` at callback k. This also
+ * holds when Transform defers a write callback because the readable buffer is above its highWaterMark (it
+ * releases it from `_read`, before the buffered chunk is taken out), so multi-megabyte messages (READY,
+ * GUILD_CREATE) are fine. Once the output reaches the last boundary it is concatenated once and each
+ * message is a view of its slice (no copy, no decode; node:zlib never writes over output it has pushed).
  * A batch that needs no decompression completes synchronously.
  *
  * Make one Inflater per connection: a new connection starts a new compressed stream (item 48). The zlib
@@ -34,6 +37,10 @@ import { Effect, Scope } from "effect"
 import * as zlib from "node:zlib"
 import { FrameDecodeError } from "../Errors.ts"
 import type { Compression } from "./GatewayUrl.ts"
+import { type Frame, isBinary, TextFrame } from "./TextFrame.ts"
+
+/** One gateway message out of `push`: a text frame as it came, or a decompressed one, undecoded. */
+export type Message = string | TextFrame
 
 export interface Inflater {
   /**
@@ -42,12 +49,12 @@ export interface Inflater {
    */
   readonly passthrough: boolean
   /**
-   * Feeds the frames of one batch, in order. Returns the complete gateway message texts they yield, in
-   * order: text frames in their position, and a compressed message where its last piece arrived (a
-   * zlib-stream message still incomplete at the end of the batch is kept for the next call). Calls must be
-   * sequential (one receive loop per connection).
+   * Feeds the frames of one batch, in order. Returns the complete gateway messages they yield, in order:
+   * text frames in their position, unchanged, and a compressed message, as a `TextFrame`, where its last
+   * piece arrived (a zlib-stream message still incomplete at the end of the batch is kept for the next
+   * call). Calls must be sequential (one receive loop per connection).
    */
-  readonly push: (frames: ReadonlyArray<string | Uint8Array>) => Effect.Effect<ReadonlyArray<string>, FrameDecodeError>
+  readonly push: (frames: ReadonlyArray<Frame>) => Effect.Effect<ReadonlyArray<Message>, FrameDecodeError>
 }
 
 const decodeError = (compression: Compression, detail: string): FrameDecodeError =>
@@ -75,15 +82,18 @@ const markerAcross = (pending: ReadonlyArray<Uint8Array>, frame: Uint8Array): bo
   return m < 0
 }
 
-type Resume = (effect: Effect.Effect<ReadonlyArray<string>, FrameDecodeError>) => void
+type Resume = (effect: Effect.Effect<ReadonlyArray<Message>, FrameDecodeError>) => void
+
+/** The slot of a compressed message in a batch's result until it is decompressed. */
+const Decompressing = new TextFrame(Buffer.alloc(0))
 
 /** One batch in flight through the decompression stream. */
 interface InFlight {
-  /** The batch's result: text frames in place, "" in the slots of compressed messages until decoded. */
-  readonly out: Array<string>
+  /** The batch's result: text frames in place, `Decompressing` in the slots of compressed messages. */
+  readonly out: Array<Message>
   /** `slots[k]`: the index in `out` of the k-th compressed message written. */
   readonly slots: ReadonlyArray<number>
-  /** `ends[k]`: the batch output offset where the k-th message's text ends (filled by write callbacks). */
+  /** `ends[k]`: the batch output offset where the k-th message ends (filled by write callbacks). */
   readonly ends: Array<number>
   readonly resume: Resume
 }
@@ -91,7 +101,7 @@ interface InFlight {
 /**
  * Drives one long-lived node:zlib decompression stream (created with a flush mode that makes every write
  * emit everything it can; zlib: Z_SYNC_FLUSH). `start` writes one batch of complete compressed messages
- * back to back and calls `resume` once, with all their texts or a `FrameDecodeError`.
+ * back to back and calls `resume` once, with all their messages or a `FrameDecodeError`.
  */
 const streamDecoder = (
   compression: Compression,
@@ -115,7 +125,7 @@ const streamDecoder = (
     let start = 0
     for (let k = 0; k < slots.length; k++) {
       const end = ends[k]!
-      out[slots[k]!] = all.toString("utf8", start, end)
+      out[slots[k]!] = new TextFrame(all.subarray(start, end))
       start = end
     }
     batch.resume(Effect.succeed(out))
@@ -156,7 +166,7 @@ const streamDecoder = (
     /** Registers a batch; returns the interruption handler for `Effect.callback`. */
     start: (
       inputs: ReadonlyArray<Uint8Array>,
-      out: Array<string>,
+      out: Array<Message>,
       slots: ReadonlyArray<number>,
       resume: Resume
     ): Effect.Effect<void> => {
@@ -193,16 +203,16 @@ export const fromStream = (
     // One callback: the frames are taken, and the batch is written, in the same synchronous step (nothing is
     // consumed if the fiber is interrupted before it). Resumed at once when nothing needs decompression.
     push: (frames) =>
-      Effect.callback<ReadonlyArray<string>, FrameDecodeError>((resume) => {
+      Effect.callback<ReadonlyArray<Message>, FrameDecodeError>((resume) => {
         const failure = decoder.failed()
         if (failure !== undefined) return resume(Effect.fail(failure))
-        const out: Array<string> = []
+        const out: Array<Message> = []
         const inputs: Array<Uint8Array> = []
         const slots: Array<number> = []
         for (let i = 0; i < frames.length; i++) {
           const frame = frames[i]!
           // The gateway never compresses a text frame; pass it through as a whole message.
-          if (typeof frame === "string") {
+          if (!isBinary(frame)) {
             out.push(frame)
             continue
           }
@@ -224,7 +234,7 @@ export const fromStream = (
             }
           }
           slots.push(out.length)
-          out.push("")
+          out.push(Decompressing)
           inputs.push(whole)
         }
         if (inputs.length === 0) return resume(Effect.succeed(out))
@@ -246,10 +256,10 @@ const noneInflater: Inflater = {
   push: (frames) =>
     Effect.try({
       try: () => {
-        const out: Array<string> = new Array(frames.length)
+        const out: Array<Message> = new Array(frames.length)
         for (let i = 0; i < frames.length; i++) {
           const frame = frames[i]!
-          out[i] = typeof frame === "string" ? frame : zlib.inflateSync(frame).toString("utf8")
+          out[i] = isBinary(frame) ? new TextFrame(zlib.inflateSync(frame)) : frame
         }
         return out
       },

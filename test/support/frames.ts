@@ -4,5 +4,5 @@
  */
 import { type Frame, TextFrame } from "../../src/transport/TextFrame.ts"
 
-export const decoded = (frames: ReadonlyArray<Frame>): Array<string | Uint8Array> =>
-  frames.map((frame) => frame instanceof TextFrame ? frame.text() : frame)
+export const decoded = <F extends Frame>(frames: ReadonlyArray<F>): Array<Exclude<F, TextFrame> | string> =>
+  frames.map((frame) => frame instanceof TextFrame ? frame.text() : frame as Exclude<F, TextFrame>)

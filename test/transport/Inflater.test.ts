@@ -1,24 +1,38 @@
 /**
  * Tests for Inflater alone, fed with bytes made by node:zlib in the test (PROTOCOL.md §5.3–5.5; checklist
  * items 46, 48, 49, 50). `push` takes a batch of frames (every frame of one transport read) and returns the
- * complete messages they yield, in order.
+ * complete messages they yield, in order: each decompressed one as an undecoded `TextFrame`, each text frame
+ * as it came.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Schema } from "effect"
 import * as zlib from "node:zlib"
 import { FrameDecodeError } from "../../src/Errors.ts"
 import * as Inflater from "../../src/transport/Inflater.ts"
+import { type Frame, TextFrame } from "../../src/transport/TextFrame.ts"
 import { compressor, message } from "./wsServer.ts"
 
-type Frame = string | Uint8Array
+/** How a text frame that went through `push` as a string is shown (see `shown`). */
+const given = (text: string) => ({ given: text })
 
-/** Pushes each batch in turn and returns the messages every one of them yielded. */
-const pushBatches = (inflater: Inflater.Inflater, batches: ReadonlyArray<ReadonlyArray<Frame>>) =>
+/**
+ * Messages as the tests compare them: a decompressed one, which must come out as an undecoded `TextFrame`,
+ * as its text; a text frame pushed as a string, passed through, as `given(text)`.
+ */
+const shown = (messages: ReadonlyArray<Inflater.Message>) =>
+  messages.map((message) => typeof message === "string" ? given(message) : message.text())
+
+/** Pushes each batch in turn and returns the messages every one of them yielded, unchanged. */
+const pushEach = (inflater: Inflater.Inflater, batches: ReadonlyArray<ReadonlyArray<Frame>>) =>
   Effect.gen(function*() {
-    const out: Array<ReadonlyArray<string>> = []
+    const out: Array<ReadonlyArray<Inflater.Message>> = []
     for (const batch of batches) out.push(yield* inflater.push(batch))
     return out
   })
+
+/** Pushes each batch in turn and returns the messages every one of them yielded, `shown`. */
+const pushBatches = (inflater: Inflater.Inflater, batches: ReadonlyArray<ReadonlyArray<Frame>>) =>
+  Effect.map(pushEach(inflater, batches), (outs) => outs.map(shown))
 
 /** Pushes every frame as its own batch and returns all messages that came out. */
 const pushOneByOne = (inflater: Inflater.Inflater, frames: ReadonlyArray<Frame>) =>
@@ -39,7 +53,7 @@ const compressAll = (kind: "zlib-stream" | "zstd-stream", texts: ReadonlyArray<s
 const bigMessage = JSON.stringify({ op: 0, t: "READY", d: { guilds: Array.from({ length: 100_000 }, (_, i) => ({ id: `${i}` })) } })
 
 /** Runs `push` with `Effect.runSync`, which throws if the effect suspends: for batches that need no decompression. */
-const pushSync = (inflater: Inflater.Inflater, frames: ReadonlyArray<Frame>) => Effect.runSync(inflater.push(frames))
+const pushSync = (inflater: Inflater.Inflater, frames: ReadonlyArray<Frame>) => shown(Effect.runSync(inflater.push(frames)))
 
 /** One turn of the event loop (no timer involved). */
 const nextTurn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
@@ -52,10 +66,14 @@ describe("Inflater none (payload compression)", () => {
       const texts = [message(1), message(2, 5000), message(3), message(4, 20), message(5, 70_000)]
       const frames = [texts[0]!, zlib.deflateSync(texts[1]!), texts[2]!, zlib.deflateSync(texts[3]!), zlib.deflateSync(texts[4]!)]
       expect(hex(frames[1] as Uint8Array, 1)).toBe("78")
+      const expected = [given(texts[0]!), texts[1], given(texts[2]!), texts[3], texts[4]]
       // synchronous: runSync throws if the effect suspends
-      expect(pushSync(inflater, frames)).toEqual(texts)
-      expect(yield* pushOneByOne(inflater, frames)).toEqual(texts)
+      expect(pushSync(inflater, frames)).toEqual(expected)
+      expect(yield* pushOneByOne(inflater, frames)).toEqual(expected)
       expect(pushSync(inflater, [])).toEqual([])
+      // a text frame still in bytes passes through as it is, undecoded
+      const undecoded = new TextFrame(Buffer.from(message(6)))
+      expect((yield* inflater.push([undecoded, frames[1]!]))[0]).toBe(undecoded)
     }))
 
   it.effect("a corrupt binary frame in a batch fails with FrameDecodeError", () =>
@@ -83,7 +101,7 @@ describe("Inflater zlib-stream", () => {
       const head = split.subarray(0, Math.floor(split.length / 2))
       expect(Inflater.endsWithSyncFlush(head)).toBe(false)
       const batch = [...frames.slice(0, 55), head, split.subarray(head.length), ...frames.slice(56)]
-      expect(yield* inflater.push(batch)).toEqual(texts)
+      expect(shown(yield* inflater.push(batch))).toEqual(texts)
     }))
 
   it.effect("item 46: the same stream pushed one frame per batch; a lone piece yields nothing, synchronously", () =>
@@ -93,7 +111,7 @@ describe("Inflater zlib-stream", () => {
       const inflater = yield* Inflater.make("zlib-stream")
       const split = frames[55]!
       const head = split.subarray(0, Math.floor(split.length / 2))
-      const out: Array<string> = []
+      const out: Array<Inflater.Message> = []
       for (let i = 0; i < frames.length; i++) {
         if (i === 55) {
           expect(pushSync(inflater, [head])).toEqual([])
@@ -102,7 +120,7 @@ describe("Inflater zlib-stream", () => {
           out.push(...(yield* inflater.push([frames[i]!])))
         }
       }
-      expect(out).toEqual(texts)
+      expect(shown(out)).toEqual(texts)
     }))
 
   it.effect("500 messages of varied sizes in one batch come out in order, equal to the originals", () =>
@@ -110,19 +128,21 @@ describe("Inflater zlib-stream", () => {
       const texts = Array.from({ length: 501 }, (_, i) => message(i, (i * 7919) % 3000))
       const frames = yield* compressAll("zlib-stream", texts)
       const inflater = yield* Inflater.make("zlib-stream")
-      expect(yield* inflater.push(frames.slice(0, 500))).toEqual(texts.slice(0, 500))
+      expect(shown(yield* inflater.push(frames.slice(0, 500)))).toEqual(texts.slice(0, 500))
       // and the stream goes on with the next batch
-      expect(yield* inflater.push(frames.slice(500))).toEqual(texts.slice(500))
+      expect(shown(yield* inflater.push(frames.slice(500)))).toEqual(texts.slice(500))
     }))
 
   it.effect("text frames in a batch keep their position among the inflated messages", () =>
     Effect.gen(function*() {
       const frames = yield* compressAll("zlib-stream", [message(1), message(3)])
       const inflater = yield* Inflater.make("zlib-stream")
-      expect(yield* inflater.push([message(0), frames[0]!, message(2), frames[1]!, message(4)]))
-        .toEqual([message(0), message(1), message(2), message(3), message(4)])
+      const undecoded = new TextFrame(Buffer.from(message(4)))
+      const out = yield* inflater.push([message(0), frames[0]!, message(2), frames[1]!, undecoded])
+      expect(shown(out)).toEqual([given(message(0)), message(1), given(message(2)), message(3), message(4)])
+      expect(out[4]).toBe(undecoded) // a text frame still in bytes passes through as it is, undecoded
       // a batch of text frames only needs no decompression: synchronous
-      expect(pushSync(inflater, [message(5), message(6)])).toEqual([message(5), message(6)])
+      expect(pushSync(inflater, [message(5), message(6)])).toEqual([given(message(5)), given(message(6))])
     }))
 
   it.effect("an empty batch yields nothing, synchronously, and the stream goes on", () =>
@@ -130,9 +150,9 @@ describe("Inflater zlib-stream", () => {
       const frames = yield* compressAll("zlib-stream", [message(0), message(1)])
       const inflater = yield* Inflater.make("zlib-stream")
       expect(pushSync(inflater, [])).toEqual([])
-      expect(yield* inflater.push([frames[0]!])).toEqual([message(0)])
+      expect(shown(yield* inflater.push([frames[0]!]))).toEqual([message(0)])
       expect(pushSync(inflater, [])).toEqual([])
-      expect(yield* inflater.push([frames[1]!])).toEqual([message(1)])
+      expect(shown(yield* inflater.push([frames[1]!]))).toEqual([message(1)])
     }))
 
   it.effect("a batch mixing complete messages and split pieces: marker at the batch end, a message across two batches", () =>
@@ -177,7 +197,7 @@ describe("Inflater zlib-stream", () => {
       const [first, second] = yield* compressAll("zlib-stream", [message(0), message(1, 3000)])
       const inflater = yield* Inflater.make("zlib-stream")
       const pieces = [first!, second!.subarray(0, 10), second!.subarray(10, 11), second!.subarray(11)]
-      expect(yield* inflater.push(pieces)).toEqual([message(0), message(1, 3000)])
+      expect(shown(yield* inflater.push(pieces))).toEqual([message(0), message(1, 3000)])
     }))
 
   it.effect("a message over 1 MiB (READY-sized) comes out whole, in a batch with small ones around it", () =>
@@ -186,7 +206,7 @@ describe("Inflater zlib-stream", () => {
       const texts = [message(0), message(1, 10), bigMessage, message(3), message(4, 20_000), bigMessage, message(6)]
       const frames = yield* compressAll("zlib-stream", texts)
       const inflater = yield* Inflater.make("zlib-stream")
-      expect(yield* inflater.push(frames)).toEqual(texts)
+      expect(shown(yield* inflater.push(frames))).toEqual(texts)
       // and the big one split over batches
       const [next] = yield* compressAll("zlib-stream", [bigMessage])
       const other = yield* Inflater.make("zlib-stream")
@@ -208,20 +228,20 @@ describe("Inflater zlib-stream", () => {
       const fiber = yield* Effect.forkChild(inflater.push(frames), { startImmediately: true })
       while (stream.readableLength < stream.readableHighWaterMark) yield* nextTurn
       stream.resume()
-      expect(yield* Fiber.join(fiber)).toEqual(texts)
+      expect(shown(yield* Fiber.join(fiber))).toEqual(texts)
     }))
 
   it.effect("item 48: a new connection needs a new context; the old one cannot read a fresh stream", () =>
     Effect.gen(function*() {
       const firstStream = yield* compressor("zlib-stream")
       const old = yield* Inflater.make("zlib-stream")
-      expect(yield* old.push([yield* firstStream(message(0)), yield* firstStream(message(1))]))
+      expect(shown(yield* old.push([yield* firstStream(message(0)), yield* firstStream(message(1))])))
         .toEqual([message(0), message(1)])
 
       const secondStream = yield* compressor("zlib-stream")
       const fresh = yield* secondStream(message(10))
       const next = yield* secondStream(message(11))
-      expect(yield* (yield* Inflater.make("zlib-stream")).push([fresh, next])).toEqual([message(10), message(11)])
+      expect(shown(yield* (yield* Inflater.make("zlib-stream")).push([fresh, next]))).toEqual([message(10), message(11)])
       // Feeding the new stream's header into the old context is an error, not garbage text.
       expect(yield* Effect.flip(old.push([fresh]))).toBeInstanceOf(FrameDecodeError)
     }))
@@ -282,9 +302,10 @@ describe("Inflater zlib-stream", () => {
         // and hand them over `per` frames a batch
         const batches: Array<Array<Uint8Array>> = []
         for (let at = 0; at < frames.length; at += per) batches.push(frames.slice(at, at + per))
-        const out = (yield* pushBatches(inflater, batches)).flat()
-        // compared as UTF-8 (a lone surrogate in the input is not encodable and comes back as U+FFFD)
-        return out.length === texts.length && out.every((text, i) => text === Buffer.from(texts[i]!).toString())
+        const out = (yield* pushEach(inflater, batches)).flat()
+        // each message exactly the bytes that went in, undecoded
+        return out.length === texts.length &&
+          out.every((message, i) => message instanceof TextFrame && message.bytes.equals(Buffer.from(texts[i]!)))
       }),
     { arbitrary: { runs: 40 } }
   )
@@ -299,7 +320,7 @@ describe("Inflater zstd-stream", () => {
       expect(frames.slice(1).some((frame) => hex(frame, 4) === "28b52ffd")).toBe(false)
       const inflater = yield* Inflater.make("zstd-stream")
       expect(inflater.passthrough).toBe(false)
-      expect(yield* inflater.push(frames)).toEqual(texts)
+      expect(shown(yield* inflater.push(frames))).toEqual(texts)
     }))
 
   it.effect("item 49: the same, one WS message per batch, with text frames and empty batches between", () =>
@@ -309,7 +330,7 @@ describe("Inflater zstd-stream", () => {
       const inflater = yield* Inflater.make("zstd-stream")
       expect(yield* pushOneByOne(inflater, frames)).toEqual(texts)
       expect(pushSync(inflater, [])).toEqual([])
-      expect(pushSync(inflater, ["text"])).toEqual(["text"])
+      expect(pushSync(inflater, ["text"])).toEqual([given("text")])
     }))
 
   it.effect("500 zstd messages of varied sizes in one batch come out in order", () =>
@@ -317,8 +338,8 @@ describe("Inflater zstd-stream", () => {
       const texts = Array.from({ length: 500 }, (_, i) => message(i, (i * 7919) % 3000))
       const frames = yield* compressAll("zstd-stream", texts)
       const inflater = yield* Inflater.make("zstd-stream")
-      expect(yield* inflater.push([...frames.slice(0, 250), "text", ...frames.slice(250)]))
-        .toEqual([...texts.slice(0, 250), "text", ...texts.slice(250)])
+      expect(shown(yield* inflater.push([...frames.slice(0, 250), "text", ...frames.slice(250)])))
+        .toEqual([...texts.slice(0, 250), given("text"), ...texts.slice(250)])
     }))
 
   it.effect("a zstd message over 1 MiB comes out whole, in a batch with small ones around it", () =>
@@ -326,7 +347,7 @@ describe("Inflater zstd-stream", () => {
       const texts = [message(0), bigMessage, message(2), message(3, 20_000), bigMessage, message(5)]
       const frames = yield* compressAll("zstd-stream", texts)
       const inflater = yield* Inflater.make("zstd-stream")
-      expect(yield* inflater.push(frames)).toEqual(texts)
+      expect(shown(yield* inflater.push(frames))).toEqual(texts)
     }))
 
   it.effect("item 48: a fresh zstd context per connection", () =>
@@ -334,7 +355,7 @@ describe("Inflater zstd-stream", () => {
       for (let connection = 0; connection < 2; connection++) {
         const frames = yield* compressAll("zstd-stream", [message(connection), message(connection + 100)])
         const inflater = yield* Inflater.make("zstd-stream")
-        expect(yield* inflater.push(frames)).toEqual([message(connection), message(connection + 100)])
+        expect(shown(yield* inflater.push(frames))).toEqual([message(connection), message(connection + 100)])
       }
     }))
 

@@ -33,7 +33,7 @@ const receiveMessages = (connection: GatewayConnection, inflater: Inflater.Infla
   Effect.gen(function*() {
     const out: Array<string> = []
     while (out.length < count) {
-      out.push(...(yield* inflater.push(decoded(yield* connection.receive))))
+      out.push(...decoded(yield* inflater.push(yield* connection.receive)))
     }
     return out
   })
@@ -253,7 +253,7 @@ describe("NodeTransport", () => {
       }
       const frames = yield* receiveFrames(connection, texts.length)
       expect(frames.map((frame) => typeof frame)).toEqual(texts.map((_, i) => i % 2 === 0 ? "string" : "object"))
-      expect(yield* inflater.push(frames)).toEqual(texts)
+      expect(decoded(yield* inflater.push(frames))).toEqual(texts)
     }).pipe(Effect.provide(NodeTransport.layer)))
 
   it.live("a corrupt compressed frame on the wire gives FrameDecodeError", () =>
