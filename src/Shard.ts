@@ -57,7 +57,7 @@ import {
 import { IdentifyRateLimiter } from "./IdentifyRateLimiter.ts"
 import * as Metrics from "./Metrics.ts"
 import { classifyClose, ResumableCloseCode, SessionEndingCloseCode } from "./protocol/CloseCode.ts"
-import { decodeServerFrame, decodeTextFrame, type ServerFrame } from "./protocol/Frame.ts"
+import { decodeTextFrame, type ServerFrame } from "./protocol/Frame.ts"
 import {
   type ClientCommand,
   PresenceUpdateData,
@@ -73,7 +73,7 @@ import { initialState, type ShardPhase, type ShardState } from "./ShardState.ts"
 import { type GatewayConnection, GatewayTransport } from "./transport/GatewayTransport.ts"
 import { type Compression, gatewayUrl } from "./transport/GatewayUrl.ts"
 import * as Inflater from "./transport/Inflater.ts"
-import { type Frame, isBinary, type TextFrame, textOf } from "./transport/TextFrame.ts"
+import { type Frame, isBinary, type TextFrame } from "./transport/TextFrame.ts"
 
 /** The gateway's limit for one client frame, in bytes (PROTOCOL.md §5.1). */
 export const MaxFrameBytes = 4096
@@ -504,7 +504,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       Effect.gen(function*() {
         const parsed = frame.dataStart === undefined
           ? Result.succeed(frame.d)
-          : Result.map(parseJson(textOf(frame.text)), (whole) => (whole as { readonly d?: unknown }).d)
+          : Result.map(parseJson(frame.text.text()), (whole) => (whole as { readonly d?: unknown }).d)
         if (Result.isFailure(parsed)) {
           return yield* onDecodeError(new FrameDecodeError({ op: 0, event: "READY", detail: "data is not valid JSON" }))
         }
@@ -547,7 +547,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       if (t !== "RESUMED" && !sink.wants(t)) return Effect.void
       const dispatch = frame.dataStart === undefined
         ? Dispatch.make(shardId, s, t, frame.d)
-        : Dispatch.makeLazy(shardId, s, t, textOf(frame.text), frame.dataStart, onLazyDataError)
+        : Dispatch.makeLazy(shardId, s, t, frame.text.text(), frame.dataStart, onLazyDataError)
       if (t === "RESUMED") return Effect.andThen(becameReady(), publish(dispatch))
       return publish(dispatch)
     }
@@ -617,9 +617,8 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     ): Effect.Effect<Outcome, FatalCloseError | ConnectionClosed> => {
       for (let i = start; i < texts.length; i++) {
         if (finished) return awaitEnded
-        const text = texts[i]!
-        // An undecoded text frame is decoded only as far as needed (an unwanted dispatch: not at all).
-        const frame = typeof text === "string" ? decodeServerFrame(text) : decodeTextFrame(text)
+        // A text frame is decoded only as far as needed (an unwanted dispatch: not at all).
+        const frame = decodeTextFrame(texts[i]!)
         const handled = frame instanceof FrameDecodeError ? onDecodeError(frame) : onFrame(frame)
         // Most frames finish synchronously (Effect.void): nothing is built to continue after them.
         if (handled !== Effect.void) return Effect.andThen(handled, Effect.suspend(() => continueFrom(texts, i + 1)))

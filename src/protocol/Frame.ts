@@ -3,15 +3,19 @@
  * (this runs for every event); the payloads of the rare control ops (Hello, Invalid Session) are checked
  * here too, and a malformed one is a `FrameDecodeError`, never silently dropped.
  *
- * Dispatch data is not parsed here when it need not be: Discord writes dispatches as
- * `{"t":"NAME","s":N,"op":0,"d":…}`, so the envelope is read off the text and `d` left in it (`dataStart`)
- * for whoever reads it — an event nobody subscribed to costs no JSON.parse. Any other key order or spacing
- * takes the full parse (and keys after `d` are handled when the data is read).
+ * Every text frame is read from its UTF-8 bytes (`TextFrame`), however it arrived: from the real transport
+ * as it came off the socket, from `Inflater` as it came out of decompression (§5.3–5.5), or, from the
+ * in-process simulator or a fake transport, as a string, which is encoded first (those are not the hot
+ * path). Dispatch data is not parsed here when it need not be: Discord writes dispatches as
+ * `{"t":"NAME","s":N,"op":0,"d":…}`, so the envelope is read off the bytes and `d` left in them
+ * (`dataStart`) for whoever reads it — an event nobody subscribed to is never decoded to a string, let
+ * alone parsed. Any other key order or spacing, or a name that is not plain ASCII, takes the full parse
+ * (and keys after `d` are handled when the data is read).
  *
  * Unknown opcodes come back as `{ op: "unknown" }` and unknown keys are ignored (item 51).
  */
 import { FrameDecodeError } from "../Errors.ts"
-import type { TextFrame } from "../transport/TextFrame.ts"
+import { TextFrame } from "../transport/TextFrame.ts"
 
 export type ServerFrame =
   /** A dispatch: `d` parsed, or (`dataStart` set) left in `text`, from `dataStart` to the closing brace. */
@@ -20,8 +24,9 @@ export type ServerFrame =
     readonly s: number
     readonly t: string
     readonly d: unknown
-    /** The whole frame; still undecoded (`TextFrame`) when it was read off the bytes. */
-    readonly text: string | TextFrame
+    /** The whole frame, still in bytes (decoded by whoever reads the data). */
+    readonly text: TextFrame
+    /** Where `d` starts in the decoded text (`text.text()`), when it was left unparsed. */
     readonly dataStart: number | undefined
   }
   | { readonly op: 1 }
@@ -37,30 +42,9 @@ const HeartbeatAck: ServerFrame = { op: 11 }
 
 const fail = (op: number | null, event: string | null, detail: string) => new FrameDecodeError({ op, event, detail })
 
-const DispatchPrefix = '{"t":"'
-const SeqKey = ',"s":'
-const OpAndData = ',"op":0,"d":'
-
-/** Reads a dispatch in Discord's layout without parsing `d`; undefined when the text is laid out otherwise. */
-const scanDispatch = (text: string): ServerFrame | undefined => {
-  if (!text.startsWith(DispatchPrefix) || text.charCodeAt(text.length - 1) !== 125 /* } */) return undefined
-  const nameEnd = text.indexOf('"', DispatchPrefix.length)
-  if (nameEnd === -1) return undefined
-  const t = text.slice(DispatchPrefix.length, nameEnd)
-  if (t.length === 0 || t.includes("\\") || !text.startsWith(SeqKey, nameEnd + 1)) return undefined
-  let i = nameEnd + 1 + SeqKey.length
-  let s = 0
-  const digitsStart = i
-  for (let c = text.charCodeAt(i); c >= 48 && c <= 57; c = text.charCodeAt(++i)) s = s * 10 + (c - 48)
-  if (i === digitsStart || i - digitsStart > 15 || !text.startsWith(OpAndData, i)) return undefined
-  const dataStart = i + OpAndData.length
-  if (dataStart >= text.length - 1) return undefined
-  return { op: 0, s, t, d: undefined, text, dataStart }
-}
-
-const DispatchPrefixBytes = Buffer.from(DispatchPrefix)
-const SeqKeyBytes = Buffer.from(SeqKey)
-const OpAndDataBytes = Buffer.from(OpAndData)
+const DispatchPrefix = Buffer.from('{"t":"')
+const SeqKey = Buffer.from(',"s":')
+const OpAndData = Buffer.from(',"op":0,"d":')
 
 const startsWithAt = (bytes: Buffer, prefix: Buffer, at: number): boolean => {
   if (at + prefix.length > bytes.length) return false
@@ -69,41 +53,44 @@ const startsWithAt = (bytes: Buffer, prefix: Buffer, at: number): boolean => {
 }
 
 /**
- * `scanDispatch` on the bytes of a text frame: the same layout, read without decoding the frame. Names are
- * taken when they are plain ASCII (Discord's are upper-case letters, digits and `_`); anything else is left
- * to the full decode.
+ * Reads a dispatch in Discord's layout off the bytes, without decoding them or parsing `d`; undefined when
+ * the frame is laid out otherwise. Names are taken when they are printable ASCII without escapes
+ * (Discord's are upper-case letters, digits and `_`); anything else is left to the full parse.
  */
-const scanDispatchBytes = (frame: TextFrame): ServerFrame | undefined => {
+const scanDispatch = (frame: TextFrame): ServerFrame | undefined => {
   const bytes = frame.bytes
-  if (!startsWithAt(bytes, DispatchPrefixBytes, 0) || bytes[bytes.length - 1] !== 125 /* } */) return undefined
-  let nameEnd = DispatchPrefixBytes.length
+  if (!startsWithAt(bytes, DispatchPrefix, 0) || bytes[bytes.length - 1] !== 125 /* } */) return undefined
+  let nameEnd = DispatchPrefix.length
   for (let c = bytes[nameEnd]; c !== 34 /* " */; c = bytes[++nameEnd]) {
     if (c === undefined || c < 32 || c > 126 || c === 92 /* \ */) return undefined
   }
-  if (nameEnd === DispatchPrefixBytes.length || !startsWithAt(bytes, SeqKeyBytes, nameEnd + 1)) return undefined
-  let i = nameEnd + 1 + SeqKeyBytes.length
+  if (nameEnd === DispatchPrefix.length || !startsWithAt(bytes, SeqKey, nameEnd + 1)) return undefined
+  let i = nameEnd + 1 + SeqKey.length
   let s = 0
   const digitsStart = i
   for (let c = bytes[i]; c !== undefined && c >= 48 && c <= 57; c = bytes[++i]) s = s * 10 + (c - 48)
-  if (i === digitsStart || i - digitsStart > 15 || !startsWithAt(bytes, OpAndDataBytes, i)) return undefined
-  // The prefix is ASCII, so byte offsets are character offsets in the decoded text.
-  const dataStart = i + OpAndDataBytes.length
+  if (i === digitsStart || i - digitsStart > 15 || !startsWithAt(bytes, OpAndData, i)) return undefined
+  // Every byte before `d` was checked to be ASCII (the keys, the name, the digits), and an ASCII byte is one
+  // UTF-16 unit of the decoded text whatever follows it: the byte offset is the offset in the text.
+  const dataStart = i + OpAndData.length
   if (dataStart >= bytes.length - 1) return undefined
-  return { op: 0, s, t: bytes.toString("latin1", DispatchPrefixBytes.length, nameEnd), d: undefined, text: frame, dataStart }
+  return { op: 0, s, t: bytes.toString("latin1", DispatchPrefix.length, nameEnd), d: undefined, text: frame, dataStart }
 }
 
 /**
- * Decodes one text frame still in bytes: a dispatch in Discord's layout is read off the bytes (its data,
- * and the rest of the frame, stay undecoded until read); anything else is decoded and goes through
- * `decodeServerFrame`.
+ * Decodes one complete gateway message, a text frame in either form a transport may hand over (a string
+ * is encoded to bytes, so both take one path). A dispatch in Discord's layout is read off the bytes (its
+ * data, and the rest of the frame, stay undecoded until read); anything else is decoded and parsed whole.
+ * Returns the frame, or the error describing what is wrong.
  */
-export const decodeTextFrame = (frame: TextFrame): ServerFrame | FrameDecodeError =>
-  scanDispatchBytes(frame) ?? decodeServerFrame(frame.text())
+export const decodeTextFrame = (frame: string | TextFrame): ServerFrame | FrameDecodeError => {
+  const bytes = typeof frame === "string" ? new TextFrame(Buffer.from(frame)) : frame
+  return scanDispatch(bytes) ?? parseServerFrame(bytes)
+}
 
-/** Decodes one complete gateway message (text). Returns the frame, or the error describing what is wrong. */
-export const decodeServerFrame = (text: string): ServerFrame | FrameDecodeError => {
-  const dispatch = scanDispatch(text)
-  if (dispatch !== undefined) return dispatch
+/** The full parse: any layout, any op. */
+const parseServerFrame = (message: TextFrame): ServerFrame | FrameDecodeError => {
+  const text = message.text()
   let raw: unknown
   try {
     raw = JSON.parse(text)
@@ -119,7 +106,7 @@ export const decodeServerFrame = (text: string): ServerFrame | FrameDecodeError 
       const { s, t } = frame
       if (typeof t !== "string") return fail(0, null, "dispatch without a string `t`")
       if (typeof s !== "number" || !Number.isInteger(s)) return fail(0, t, "dispatch without an integer `s`")
-      return { op: 0, s, t, d: frame.d, text, dataStart: undefined }
+      return { op: 0, s, t, d: frame.d, text: message, dataStart: undefined }
     }
     case 1:
       return HeartbeatRequest

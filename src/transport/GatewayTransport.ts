@@ -8,7 +8,8 @@
  * can never touch its successor.
  *
  * Frames cross this seam raw: text frames as strings or, not yet decoded, as `TextFrame`s (the real transport
- * leaves decoding to whoever reads them), binary frames as bytes. Transport compression
+ * leaves decoding to whoever reads them; the shard reads both off their bytes, encoding a string first),
+ * binary frames as bytes. Transport compression
  * (zlib-stream, zstd-stream, PROTOCOL.md §5.4–5.5) is undone above it by `Inflater`, one per connection,
  * so both layers share one implementation of it.
  */

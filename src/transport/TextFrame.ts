@@ -24,6 +24,3 @@ export type Frame = string | TextFrame | Uint8Array
 
 /** A binary frame (payload- or transport-compressed, PROTOCOL.md §5.3–5.5); otherwise a text frame. */
 export const isBinary = (frame: Frame): frame is Uint8Array => typeof frame !== "string" && !(frame instanceof TextFrame)
-
-/** The frame's text, for a text frame in either form. */
-export const textOf = (frame: string | TextFrame): string => typeof frame === "string" ? frame : frame.text()

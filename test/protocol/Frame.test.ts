@@ -2,49 +2,72 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Queue, Schema, Stream } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import * as Dispatch from "../../src/Dispatch.ts"
-import { FrameDecodeError } from "../../src/Errors.ts"
-import { decodeServerFrame, decodeTextFrame, type ServerFrame } from "../../src/protocol/Frame.ts"
-import { type Frame, TextFrame, textOf } from "../../src/transport/TextFrame.ts"
-import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
 import { DispatchSink } from "../../src/DispatchSink.ts"
+import { FrameDecodeError } from "../../src/Errors.ts"
+import { decodeTextFrame, type ServerFrame } from "../../src/protocol/Frame.ts"
+import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
+import { type Frame, TextFrame } from "../../src/transport/TextFrame.ts"
 import { GatewayTransport } from "../../src/transport/GatewayTransport.ts"
 import { advance, collectDispatches, guilds, layer, startShard } from "../shard/harness.ts"
 import { wrapTransport } from "../support/transportWrappers.ts"
 import { compressor } from "../transport/wsServer.ts"
 
-describe("decodeServerFrame", () => {
-  it("reads a dispatch in Discord's layout without parsing its data", () => {
-    const text = '{"t":"MESSAGE_CREATE","s":42,"op":0,"d":{"content":"hi","n":[1,2]}}'
-    const frame = decodeServerFrame(text)
-    expect(frame).toEqual({ op: 0, s: 42, t: "MESSAGE_CREATE", d: undefined, text, dataStart: text.indexOf('"d":') + 4 })
+/** A frame's text in both forms a transport may hand it over: as a string and still in bytes. */
+const bothForms = (text: string): ReadonlyArray<string | TextFrame> => [text, new TextFrame(Buffer.from(text))]
+
+describe("decodeTextFrame", () => {
+  it("reads a dispatch in Discord's layout off the bytes: name, s and where d starts; the frame stays undecoded", () => {
+    const text = '{"t":"MESSAGE_CREATE","s":42,"op":0,"d":{"content":"héllo ✓ 🎉","n":[1,2]}}'
+    const bytes = new TextFrame(Buffer.from(text))
+    expect(decodeTextFrame(bytes)).toEqual({
+      op: 0, s: 42, t: "MESSAGE_CREATE", d: undefined, text: bytes, dataStart: text.indexOf('"d":') + 4
+    })
+    expect((decodeTextFrame(bytes) as { readonly text: TextFrame }).text).toBe(bytes) // not decoded, not copied
+    // Non-ASCII after the envelope does not shift dataStart: the envelope is ASCII, so byte and text offsets agree.
+    const errors: Array<string> = []
+    expect(Dispatch.makeLazy(0, 42, "MESSAGE_CREATE", text, text.indexOf('"d":') + 4, (d) => errors.push(d.name)).data)
+      .toEqual({ content: "héllo ✓ 🎉", n: [1, 2] })
+    expect(errors).toEqual([])
+  })
+
+  it("a frame given as a string takes the same path: encoded to bytes, then read off them", () => {
+    const text = '{"t":"MESSAGE_CREATE","s":42,"op":0,"d":{"content":"héllo"}}'
+    const frame = decodeTextFrame(text)
+    if (frame instanceof FrameDecodeError || frame.op !== 0) throw new Error("a dispatch expected")
+    expect(frame.text).toBeInstanceOf(TextFrame)
+    expect(frame.text.text()).toBe(text)
+    expect({ s: frame.s, t: frame.t, dataStart: frame.dataStart }).toEqual({ s: 42, t: "MESSAGE_CREATE", dataStart: text.indexOf('"d":') + 4 })
   })
 
   it("falls back to a full parse for any other key order or spacing", () => {
     for (const text of ['{"op":0,"s":7,"t":"X","d":{"a":1}}', '{"t": "X", "s": 7, "op": 0, "d": {"a":1}}']) {
-      expect(decodeServerFrame(text)).toEqual({ op: 0, s: 7, t: "X", d: { a: 1 }, text, dataStart: undefined })
+      for (const form of bothForms(text)) {
+        expect(decodeTextFrame(form)).toEqual({ op: 0, s: 7, t: "X", d: { a: 1 }, text: new TextFrame(Buffer.from(text)), dataStart: undefined })
+      }
     }
   })
 
   it("keys after d: the data is still right when read (the whole frame is parsed then)", () => {
     const text = '{"t":"X","s":7,"op":0,"d":{"a":1},"_trace":["x"]}'
-    const frame = decodeServerFrame(text)
+    const frame = decodeTextFrame(text)
     if (frame instanceof FrameDecodeError || frame.op !== 0 || frame.dataStart === undefined) throw new Error("fast path expected")
     const errors: Array<string> = []
-    expect(Dispatch.makeLazy(0, 7, "X", text, frame.dataStart, (d) => errors.push(d.name)).data).toEqual({ a: 1 })
+    expect(Dispatch.makeLazy(0, 7, "X", frame.text.text(), frame.dataStart, (d) => errors.push(d.name)).data).toEqual({ a: 1 })
     expect(errors).toEqual([])
   })
 
-  it("a dispatch without s, or with a non-integer s, is a decode error either way", () => {
-    expect(decodeServerFrame('{"t":"X","op":0,"d":{}}')).toBeInstanceOf(FrameDecodeError)
-    expect(decodeServerFrame('{"t":"X","s":"7","op":0,"d":{}}')).toBeInstanceOf(FrameDecodeError)
-    expect(decodeServerFrame("{not json")).toBeInstanceOf(FrameDecodeError)
+  it("a dispatch without s, or with a non-integer s, and text that is not JSON are decode errors", () => {
+    for (const text of ['{"t":"X","op":0,"d":{}}', '{"t":"X","s":"7","op":0,"d":{}}', "{not json"]) {
+      for (const form of bothForms(text)) expect(decodeTextFrame(form)).toBeInstanceOf(FrameDecodeError)
+    }
   })
 
   it("control frames are decoded eagerly (item 51: unknown keys ignored)", () => {
-    expect(decodeServerFrame('{"t":null,"s":null,"op":10,"d":{"heartbeat_interval":41250,"_trace":["x"]}}'))
+    expect(decodeTextFrame('{"t":null,"s":null,"op":10,"d":{"heartbeat_interval":41250,"_trace":["x"]}}'))
       .toEqual({ op: 10, heartbeatInterval: 41250 })
-    expect(decodeServerFrame('{"op":9,"d":false}')).toEqual({ op: 9, resumable: false })
-    expect(decodeServerFrame('{"op":99,"d":null}')).toEqual({ op: "unknown", code: 99 })
+    expect(decodeTextFrame(new TextFrame(Buffer.from('{"op":9,"d":false}')))).toEqual({ op: 9, resumable: false })
+    expect(decodeTextFrame('{"op":99,"d":null}')).toEqual({ op: "unknown", code: 99 })
+    expect(decodeTextFrame('{"op":11}')).toEqual({ op: 11 })
   })
 
   it("a lazy dispatch parses its data once, on first read, and keeps its text", () => {
@@ -63,54 +86,77 @@ describe("decodeServerFrame", () => {
   })
 })
 
-/** A decoded frame with its text as a string, to compare the two decoders. */
-const comparable = (frame: ServerFrame | FrameDecodeError) =>
-  frame instanceof FrameDecodeError ? frame.message : frame.op === 0 ? { ...frame, text: textOf(frame.text) } : frame
+/**
+ * What a dispatch frame means, read the way the shard reads `decodeTextFrame`'s answer: its name, seq and
+ * data (data left in the frame is read as a subscriber would, through `Dispatch.makeLazy`), or "malformed"
+ * (a decode error, or data that does not parse when read).
+ */
+const meaning = (frame: ServerFrame | FrameDecodeError) => {
+  if (frame instanceof FrameDecodeError) return "malformed"
+  if (frame.op !== 0) return { op: frame.op }
+  if (frame.dataStart === undefined) return { s: frame.s, t: frame.t, data: frame.d }
+  let malformed = false
+  const data = Dispatch.makeLazy(0, frame.s, frame.t, frame.text.text(), frame.dataStart, () => {
+    malformed = true
+  }).data
+  return malformed ? "malformed" : { s: frame.s, t: frame.t, data }
+}
 
-describe("decodeTextFrame (a text frame still in bytes)", () => {
-  it("reads a dispatch in Discord's layout off the bytes: name, s and where d starts; the text stays undecoded", () => {
-    const text = '{"t":"MESSAGE_CREATE","s":42,"op":0,"d":{"content":"héllo ✓ 🎉"}}'
-    const bytes = new TextFrame(Buffer.from(text))
-    const decoded = decodeTextFrame(bytes)
-    if (decoded instanceof FrameDecodeError || decoded.op !== 0) throw new Error("a dispatch expected")
-    expect(decoded.text).toBe(bytes) // not decoded
-    expect({ s: decoded.s, t: decoded.t, dataStart: decoded.dataStart }).toEqual({ s: 42, t: "MESSAGE_CREATE", dataStart: text.indexOf('"d":') + 4 })
-    expect(comparable(decoded)).toEqual(comparable(decodeServerFrame(text)))
-    // Non-ASCII after the envelope does not shift dataStart: the prefix is ASCII.
-    expect(Dispatch.makeLazy(0, 42, "MESSAGE_CREATE", textOf(decoded.text), decoded.dataStart!, () => {}).data).toEqual({ content: "héllo ✓ 🎉" })
-  })
+/** The same, by a plain full JSON.parse of the text: the reference the reader must agree with. */
+const parsedMeaning = (text: string) => {
+  let raw: { readonly op?: unknown; readonly s?: unknown; readonly t?: unknown; readonly d?: unknown }
+  try {
+    raw = JSON.parse(text)
+  } catch {
+    return "malformed"
+  }
+  if (raw.op !== 0) return { op: raw.op }
+  return typeof raw.t === "string" && Number.isInteger(raw.s) ? { s: raw.s, t: raw.t, data: raw.d } : "malformed"
+}
 
-  it("anything else is decoded and goes the usual way (control frames, other layouts, escaped or non-ASCII names, errors)", () => {
+describe("decodeTextFrame agrees with a full JSON.parse", () => {
+  it("in Discord's layout and every other one, escaped or non-ASCII names, malformed frames", () => {
     for (const text of [
-      '{"op":11}',
-      '{"t":null,"s":null,"op":10,"d":{"heartbeat_interval":41250}}',
+      '{"t":"MESSAGE_CREATE","s":42,"op":0,"d":{"content":"héllo ✓ 🎉"}}',
       '{"op":0,"s":7,"t":"X","d":{"a":1}}',
       '{"t":"A\\u0042","s":7,"op":0,"d":{}}',
+      '{"t":"A\\"B","s":7,"op":0,"d":{}}',
       '{"t":"ÉVÉNEMENT","s":7,"op":0,"d":{}}',
+      '{"t":"X\tY","s":7,"op":0,"d":{}}',
+      '{"t":"X","s":7,"op":0,"d":{"a":1},"_trace":[]}',
+      '{"t":"X","s":1234567890123456,"op":0,"d":{}}',
+      '{"t":"X","s":7,"op":0,"d":{broken}',
+      '{"t":"X","s":7,"op":0,"d":{}',
       '{"t":"X","op":0,"d":{}}',
+      '{"t":"","s":7,"op":0,"d":{}}',
       "{not json"
     ]) {
-      expect(comparable(decodeTextFrame(new TextFrame(Buffer.from(text))))).toEqual(comparable(decodeServerFrame(text)))
+      for (const form of bothForms(text)) expect(meaning(decodeTextFrame(form)), text).toEqual(parsedMeaning(text))
     }
   })
 
-  it.effect.prop("decodes any dispatch, in any of these layouts, exactly as decodeServerFrame decodes its text", {
+  it.effect.prop("any name, seq and content, in any of these layouts, well-formed or not, either form", {
     name: Schema.String,
     seq: Schema.Int,
     content: Schema.String,
-    layout: Schema.Literals(["discord", "other", "trailing"])
-  }, ({ content, layout, name, seq }) =>
+    layout: Schema.Literals(["discord", "other", "spaced", "trailing", "broken data", "unterminated", "string s"]),
+    asString: Schema.Boolean
+  }, ({ asString, content, layout, name, seq }) =>
     Effect.sync(() => {
       const t = JSON.stringify(name)
       const s = Math.abs(seq)
       const d = JSON.stringify({ content })
-      const text = layout === "discord"
-        ? `{"t":${t},"s":${s},"op":0,"d":${d}}`
-        : layout === "other"
-        ? `{"op":0,"s":${s},"t":${t},"d":${d}}`
-        : `{"t":${t},"s":${s},"op":0,"d":${d},"_trace":[]}`
-      const viaBytes = comparable(decodeTextFrame(new TextFrame(Buffer.from(text))))
-      expect(viaBytes).toEqual(comparable(decodeServerFrame(text)))
+      const text = {
+        "discord": `{"t":${t},"s":${s},"op":0,"d":${d}}`,
+        "other": `{"op":0,"s":${s},"t":${t},"d":${d}}`,
+        "spaced": `{"t": ${t}, "s": ${s}, "op": 0, "d": ${d}}`,
+        "trailing": `{"t":${t},"s":${s},"op":0,"d":${d},"_trace":[]}`,
+        "broken data": `{"t":${t},"s":${s},"op":0,"d":{${d}}`,
+        "unterminated": `{"t":${t},"s":${s},"op":0,"d":${d}`,
+        "string s": `{"t":${t},"s":"${s}","op":0,"d":${d}}`
+      }[layout]
+      const decoded = decodeTextFrame(asString ? text : new TextFrame(Buffer.from(text)))
+      expect(meaning(decoded)).toEqual(parsedMeaning(text))
       return true
     }))
 })
