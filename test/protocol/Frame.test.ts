@@ -1,16 +1,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Queue, Schema, Stream } from "effect"
-import type { NonEmptyReadonlyArray } from "effect/Array"
 import * as Dispatch from "../../src/Dispatch.ts"
 import { DispatchSink } from "../../src/DispatchSink.ts"
 import { FrameDecodeError } from "../../src/Errors.ts"
 import { decodeTextFrame, type ServerFrame } from "../../src/protocol/Frame.ts"
 import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
-import { type Frame, TextFrame } from "../../src/transport/TextFrame.ts"
+import { TextFrame } from "../../src/transport/TextFrame.ts"
 import { GatewayTransport } from "../../src/transport/GatewayTransport.ts"
 import { advance, collectDispatches, guilds, layer, startShard } from "../shard/harness.ts"
-import { wrapTransport } from "../support/transportWrappers.ts"
-import { compressor } from "../transport/wsServer.ts"
+import { realFramesTransport, wrapTransport } from "../support/transportWrappers.ts"
 
 /** A frame's text in both forms a transport may hand it over: as a string and still in bytes. */
 const bothForms = (text: string): ReadonlyArray<string | TextFrame> => [text, new TextFrame(Buffer.from(text))]
@@ -169,20 +167,13 @@ describe("decodeTextFrame agrees with a full JSON.parse", () => {
 const asRealTransport = (compression: "none" | "zlib-stream") =>
   Effect.gen(function*() {
     const sent = yield* Queue.unbounded<string>()
+    const real = yield* realFramesTransport(compression)
     const transport = yield* wrapTransport((open) =>
-      Effect.gen(function*() {
-        const connection = yield* open
-        const handOver = compression === "none"
-          ? (text: string): Effect.Effect<Frame> => Effect.succeed(new TextFrame(Buffer.from(text)))
-          : yield* compressor("zlib-stream")
-        return {
-          ...connection,
-          receive: Effect.flatMap(connection.receive, (batch) =>
-            Effect.forEach(batch, (frame) => typeof frame === "string" ? handOver(frame) : Effect.succeed(frame)) as
-              Effect.Effect<NonEmptyReadonlyArray<Frame>>),
-          send: (frame: string) => Effect.andThen(connection.send(frame), Queue.offer(sent, frame))
-        }
+      Effect.map(open, (connection) => ({
+        ...connection,
+        send: (frame: string) => Effect.andThen(connection.send(frame), Queue.offer(sent, frame))
       }))
+    ).pipe(Effect.provideService(GatewayTransport, real.transport))
     return { transport, sent }
   })
 

@@ -11,14 +11,14 @@
  * IDENTIFYed/RESUMEd.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Redacted } from "effect"
+import { Effect, Exit, Redacted, Stream } from "effect"
 import { InvalidCommand } from "../../src/Errors.ts"
 import { Intents } from "../../src/protocol/Intents.ts"
 import type { PresenceUpdateData } from "../../src/protocol/Payloads.ts"
 import * as ShardModule from "../../src/Shard.ts"
 import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
 import { GatewayTransport } from "../../src/transport/GatewayTransport.ts"
-import { rewritingTransport } from "../support/transportWrappers.ts"
+import { realFramesTransport, rewritingTransport } from "../support/transportWrappers.ts"
 import { advance, advanceInSteps, collectDispatches, guilds, I, layer, messageContents, phaseOf, recordStates, settle, startShard, token } from "./harness.ts"
 import type { Dispatch } from "../../src/Dispatch.ts"
 
@@ -223,6 +223,36 @@ describe("malformed frames", () => {
       expect(states.some((s) => s.lastError !== null && /heartbeat_interval|Hello/.test(s.lastError))).toBe(true)
       expect(yield* phaseOf(shard)).toBe("ready")
       expect(joined.pollUnsafe()).toBeUndefined()
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("a corrupt zlib-stream message: lastError names it, the connection closes with 4000, a fresh context RESUMEs and every dispatch arrives once (items 46, 48)", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const { corruptNext, transport } = yield* realFramesTransport("zlib-stream")
+      const received = yield* collectDispatches
+      const shard = yield* startShard({ compression: "zlib-stream" }).pipe(Effect.provideService(GatewayTransport, transport))
+      yield* shard.changes.pipe(Stream.filter((state) => state.phase === "ready"), Stream.runHead)
+      yield* corruptNext
+      yield* sim.dispatch("MESSAGE_CREATE", { guild_id: guilds[0], content: "lost on the wire" })
+      yield* sim.dispatch("MESSAGE_CREATE", { guild_id: guilds[0], content: "after it" })
+      // Decompression runs on node:zlib's threadpool, in real time. The corrupt message alone closes the
+      // connection: no TestClock time passes (no heartbeat is due, so it is not taken for a zombie).
+      yield* shard.changes.pipe(Stream.filter((s) => s.lastError !== null && /zlib-stream/.test(s.lastError)), Stream.runHead)
+      yield* settle
+      const [first] = yield* sim.connections
+      expect([first!.closeCode, first!.closedBy]).toEqual([4000, "client"])
+      // Then the reconnect waits on the TestClock.
+      const nextTurn = Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+      for (let step = 0; step < 200 && messageContents(received).length < 2; step++) {
+        yield* nextTurn
+        yield* advance(50)
+      }
+      expect(messageContents(received)).toEqual(["lost on the wire", "after it"])
+      const second = (yield* sim.connections)[1]
+      // The session was kept: the next connection RESUMEs (its own inflate context reads the new stream).
+      expect((yield* sim.clientFrames({ op: 6 })).map((f) => f.connectionId)).toEqual([second!.id])
+      expect(yield* sim.clientFrames({ op: 2 })).toHaveLength(1)
+      expect((yield* shard.state).phase).toBe("ready")
     }).pipe(Effect.provide(layer())))
 
   it.effect("a READY of the wrong shape: the shard drops that connection, reconnects, IDENTIFYs and gets ready; lastError names it", () =>

@@ -1,8 +1,9 @@
 /**
  * Wrappers around the `GatewayTransport` in context (in shard tests, the simulator's in-process one) for
  * what the simulator cannot do by itself: keep the raw text the shard writes (the recordings redact the
- * token, PROTOCOL.md §1.5), leave a connect attempt hanging (the connect deadline), and rewrite or drop
- * the frames one connection receives (a broken Hello or READY, a READY that never comes).
+ * token, PROTOCOL.md §1.5), leave a connect attempt hanging (the connect deadline), rewrite or drop
+ * the frames one connection receives (a broken Hello or READY, a READY that never comes), and hand frames
+ * over as the real transport does (undecoded, or zlib-stream compressed, with a corrupt message on demand).
  *
  * Everything is one mechanism, `wrapTransport`: each connect attempt goes through a hook that gets the
  * inner transport's connect and the attempt's number.
@@ -12,7 +13,8 @@ import type { NonEmptyReadonlyArray } from "effect/Array"
 import type { Scope } from "effect"
 import type { ConnectFailed } from "../../src/Errors.ts"
 import { type GatewayConnection, GatewayTransport } from "../../src/transport/GatewayTransport.ts"
-import { TextFrame } from "../../src/transport/TextFrame.ts"
+import { type Frame, TextFrame } from "../../src/transport/TextFrame.ts"
+import { compressor } from "../transport/wsServer.ts"
 
 type Connect = Effect.Effect<GatewayConnection, ConnectFailed, Scope.Scope>
 
@@ -93,3 +95,37 @@ export const rewritingTransport = (nth: number, rewrite: (frame: string) => stri
 /** The transport in context with every dispatch (op 0) the `nth` opened connection receives withheld. */
 export const withholdingDispatches = (nth: number) =>
   rewritingTransport(nth, (frame) => frame.includes(`"op":0,`) ? undefined : frame)
+
+/** A zlib-stream message no inflate context can read (it ends with the 00 00 ff ff marker, §5.4). */
+const CorruptMessage = new Uint8Array([0x06, 0x37, 0xde, 0xad, 0x00, 0x00, 0xff, 0xff])
+
+/**
+ * The transport in context with the simulator's text frames handed over as the real transport hands them:
+ * undecoded `TextFrame`s (`"none"`), or compressed through one zlib-stream context per connection, as
+ * Discord sends them (PROTOCOL.md §5.4). `corruptNext` replaces the next frame any connection receives with
+ * a corrupt compressed message (the frame it replaces is lost on the wire).
+ */
+export const realFramesTransport = (compression: "none" | "zlib-stream") =>
+  Effect.gen(function*() {
+    let corrupt = false
+    const transport = yield* wrapTransport((open) =>
+      Effect.gen(function*() {
+        const connection = yield* open
+        const handOver = compression === "none"
+          ? (text: string): Effect.Effect<Frame> => Effect.succeed(new TextFrame(Buffer.from(text)))
+          : yield* compressor("zlib-stream")
+        const receive = Effect.flatMap(connection.receive, (batch) =>
+          Effect.forEach(batch, (frame): Effect.Effect<Frame> => {
+            if (typeof frame !== "string") return Effect.succeed(frame)
+            if (!corrupt) return handOver(frame)
+            corrupt = false
+            return Effect.succeed(CorruptMessage)
+          }) as Effect.Effect<NonEmptyReadonlyArray<Frame>>)
+        return { ...connection, receive }
+      })
+    )
+    const corruptNext = Effect.sync(() => {
+      corrupt = true
+    })
+    return { transport, corruptNext }
+  })
