@@ -18,7 +18,7 @@ import type { Shard } from "../../src/Shard.ts"
 import type { ShardPhase } from "../../src/ShardState.ts"
 import { GatewaySimulator, type RecordedFrame } from "../../src/testing/GatewaySimulator.ts"
 import { GatewayTransport } from "../../src/transport/GatewayTransport.ts"
-import { hangingTransport, withholdingDispatches } from "../support/transportWrappers.ts"
+import { hangingTransport, rewritingTransport, withholdingDispatches } from "../support/transportWrappers.ts"
 import { advance, advanceInSteps, collectDispatches, guilds, I, layer, messageContents, phaseOf, recordStates, startShard, tau, token } from "./harness.ts"
 
 /** Waits (event-driven, no clock) until the shard reports `phase`: for steps that do real file I/O. */
@@ -90,6 +90,37 @@ describe("deadlines", () => {
       expect(states.some((s) => s.lastError !== null && /READY/.test(s.lastError))).toBe(true)
       expect(connections.length).toBeGreaterThanOrEqual(2)
       expect(yield* phaseOf(shard)).toBe("ready")
+    }).pipe(Effect.provide(layer())))
+})
+
+describe("READY/RESUMED deadline, extended by dispatches", () => {
+  it.effect("a RESUME whose RESUMED is slow: dispatches still arriving keep the connection; readyTimeout after the last one it closes", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      // The second connection (the RESUME) never sees RESUMED; its replay and live dispatches do arrive.
+      const transport = yield* rewritingTransport(2, (frame) => frame.includes(`"t":"RESUMED"`) ? undefined : frame)
+      const received = yield* collectDispatches
+      const shard = yield* startShard({ readyTimeout: "10 seconds" }).pipe(Effect.provideService(GatewayTransport, transport))
+      yield* advanceInSteps(2_000)
+      yield* sim.drop(0)
+      yield* advanceInSteps(3_000)
+      const resumeConnection = (yield* sim.connections)[1]!
+      expect((yield* sim.clientFrames({ op: 6 })).map((f) => f.connectionId)).toEqual([resumeConnection.id])
+      // 25 s without RESUMED, well past readyTimeout, but a dispatch every 5 s.
+      for (let i = 0; i < 5; i++) {
+        yield* sim.dispatch("MESSAGE_CREATE", { guild_id: guilds[0], content: `during the replay ${i}` })
+        yield* advanceInSteps(5_000)
+      }
+      expect((yield* sim.connections)[1]!.closedAt).toBeNull()
+      expect(yield* phaseOf(shard)).toBe("resuming")
+      expect(messageContents(received)).toHaveLength(5)
+      const lastDispatchAt = (yield* sim.serverFrames({ op: 0 })).at(-1)!.at
+      // Nothing more: readyTimeout after the last dispatch the connection is given up, with a resumable close.
+      yield* advanceInSteps(7_000)
+      const given = (yield* sim.connections)[1]!
+      expect([given.closedBy, given.closeCode]).toEqual(["client", 4000])
+      expect(given.closedAt! - lastDispatchAt).toBeGreaterThanOrEqual(10_000)
+      expect(given.closedAt! - lastDispatchAt).toBeLessThanOrEqual(10_000 + tau)
     }).pipe(Effect.provide(layer())))
 })
 

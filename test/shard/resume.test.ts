@@ -328,6 +328,24 @@ describe("shard resume conformance", () => {
       expect(received.map((d) => d.name)).toEqual(received.map((d) => sentNames.get(d.seq)))
     }).pipe(Effect.provide(layer())))
 
+  it.effect("a dispatch repeating a sequence number the session already had is not delivered again, and s never goes back", () =>
+    Effect.gen(function*() {
+      const received = yield* collectDispatches
+      const sim = yield* simWithReadyShard()
+      const [state] = yield* sim.sessions
+      const last = state!.seq
+      const before = received.length
+      yield* sim.sendRaw(0, `{"t":"MESSAGE_CREATE","s":${last},"op":0,"d":{"content":"repeat"}}`)
+      yield* sim.sendRaw(0, `{"t":"MESSAGE_CREATE","s":${last - 1},"op":0,"d":{"content":"older"}}`)
+      yield* sim.dispatch("MESSAGE_CREATE", { guild_id: "81384788765712384", content: "next" })
+      yield* advanceInSteps(500)
+      expect(received.slice(before).map((d) => [d.seq, (d.data as { content?: unknown }).content])).toEqual([[last + 1, "next"]])
+      // the next heartbeat carries the highest s, not a repeated one
+      yield* sim.requestHeartbeat(0)
+      yield* advanceInSteps(100)
+      expect((yield* sim.clientFrames({ op: 1 })).at(-1)!.d).toBe(last + 1)
+    }).pipe(Effect.provide(layer())))
+
   // -------------------------------------------------------------------------------------------------------
   // item 25
   // -------------------------------------------------------------------------------------------------------
