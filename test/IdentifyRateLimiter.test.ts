@@ -73,6 +73,16 @@ describe("IdentifyRateLimiter", () => {
       expect(h.grantedSorted()).toEqual([[0, 0], [1, 0], [2, 5_000], [3, 7_000], [4, 10_000]])
     }))
 
+  it.effect("the same shard id asking twice (old and new set of a reshard) is served first come, first served", () =>
+    Effect.gen(function*() {
+      const h = yield* harness({ maxConcurrency: 1 })
+      yield* h.ask(3)
+      yield* h.ask(3, 1_000) // both wait for the bucket (free at 5000): the earlier asker goes first
+      yield* h.ask(3, 2_000)
+      yield* TestClock.adjust(20_000)
+      expect(h.grants.map((g) => [g.askedAt, g.grantedAt])).toEqual([[0, 0], [1_000, 5_000], [2_000, 10_000]])
+    }))
+
   it.effect("a custom window spaces the grants of a bucket", () =>
     Effect.gen(function*() {
       const h = yield* harness({ maxConcurrency: 1, windowMs: 1_000 })
