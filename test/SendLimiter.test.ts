@@ -142,6 +142,23 @@ describe("SendLimiter", () => {
       expect(yield* h.limiter.inWindow).toBe(2)
     }))
 
+  it.effect("send times stay oldest first when the window grows after wrapping around: waits still end exactly when the blocking send leaves", () =>
+    Effect.gen(function*() {
+      const h = yield* harness({ heartbeatIntervalMs: 1_000, limit: 5, windowMs: 1_000 })
+      yield* h.heartbeat
+      yield* h.heartbeat
+      yield* TestClock.adjust(1_000) // both leave the window: the next sends wrap around the first slots
+      for (const _ of range(5)) {
+        expect(yield* h.heartbeat).toBe(0) // at 1000, 1100, …, 1400; the fifth grows the window
+        yield* TestClock.adjust(100)
+      }
+      const sixth = yield* Effect.forkChild(h.heartbeat) // at 1500: full until the send of 1000 leaves
+      const seventh = yield* Effect.forkChild(h.heartbeat) // then the send of 1100
+      yield* TestClock.adjust(1_000)
+      expect([yield* Fiber.join(sixth), yield* Fiber.join(seventh)]).toEqual([500, 600])
+      expect(h.sendTimes.slice(-2)).toEqual([2_000, 2_100])
+    }))
+
   it.effect("invalid options are a defect", () =>
     Effect.gen(function*() {
       const exit = yield* Effect.exit(SendLimiter.make({ heartbeatIntervalMs: 41_250, limit: 0 }))
