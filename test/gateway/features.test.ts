@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Stream } from "effect"
+import { Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
 import { Cache } from "../../src/Cache.ts"
 import { Intents } from "../../src/protocol/Intents.ts"
 import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
@@ -42,6 +42,53 @@ describe("Gateway readiness (item 53)", () => {
       expect(ready.map((d) => d.data)).toEqual([{ shardId: 0, guilds: 32, missing: 1 }])
       expect((yield* gateway.status).ready).toBe(true)
     }).pipe(Effect.provide(environment({ recommendedShards: 1, silentGuilds: [guildIds(32)[5]!] }))))
+
+  it.effect("the guild-wait timeout counts from the last guild event, not from READY", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const late = guildIds(32)[5]! // READY lists 5 and 6; neither answers on its own
+      const gateway = yield* makeGateway({ guildWaitTimeout: "10 seconds" })
+      const ready = yield* collect(gateway.events("SHARD_READY"))
+      yield* advance(8000)
+      yield* sim.dispatch("GUILD_CREATE", { id: late, name: "late" }) // progress: the wait starts again
+      yield* advance(9000)
+      expect(ready).toEqual([])
+      yield* advance(1500)
+      expect(ready.map((d) => d.data)).toEqual([{ shardId: 0, guilds: 32, missing: 1 }]) // 6 never answered
+    }).pipe(Effect.provide(environment({ recommendedShards: 1, silentGuilds: guildIds(32).slice(5, 7) }))))
+
+  it.effect("a new READY starts readiness over: not ready until its guilds load, then SHARD_READY again", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const gateway = yield* makeGateway({ guildWaitTimeout: "10 seconds" })
+      const ready = yield* collect(gateway.events("SHARD_READY"))
+      yield* advance(11_000)
+      expect(ready.length).toBe(1)
+      yield* sim.invalidateSession([0, 1], false) // a new session (IDENTIFY after 1–5 s), READY again
+      yield* advance(6000)
+      expect((yield* sim.clientFrames({ op: 2 })).length).toBe(2)
+      expect((yield* gateway.status).ready).toBe(false) // the silent guild holds it back again
+      yield* advance(10_000)
+      expect(ready.map((d) => d.data)).toEqual([
+        { shardId: 0, guilds: 32, missing: 1 },
+        { shardId: 0, guilds: 32, missing: 1 }
+      ])
+      expect((yield* gateway.status).ready).toBe(true)
+    }).pipe(Effect.provide(environment({ recommendedShards: 1, silentGuilds: [guildIds(32)[5]!] }))))
+
+  it.effect("a shard RESUMEd in a new process (a saved session) is ready at RESUMED: its guilds loaded before", () =>
+    Effect.gen(function*() {
+      const first = yield* Scope.make()
+      yield* makeGateway().pipe(Scope.provide(first))
+      yield* advance(6000)
+      yield* Scope.close(first, Exit.void) // resumable: the session is saved
+      const gateway = yield* makeGateway()
+      const ready = yield* collect(gateway.events("SHARD_READY"))
+      yield* advance(1000)
+      expect((yield* GatewaySimulator.use((sim) => sim.clientFrames({ op: 6 }))).length).toBe(1)
+      expect(ready.map((d) => d.shard)).toEqual([0])
+      expect((yield* gateway.status).ready).toBe(true)
+    }).pipe(Effect.provide(environment({ recommendedShards: 1 }))))
 
   it.effect("without the GUILDS intent a shard is ready right after READY", () =>
     Effect.gen(function*() {
