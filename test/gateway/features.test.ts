@@ -90,6 +90,35 @@ describe("Gateway readiness (item 53)", () => {
       expect((yield* gateway.status).ready).toBe(true)
     }).pipe(Effect.provide(environment({ recommendedShards: 1 }))))
 
+  it.effect("a RESUME while the guilds load is not readiness: the shard still waits for them", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const gateway = yield* makeGateway({ guildWaitTimeout: "10 seconds" })
+      const ready = yield* collect(gateway.events("SHARD_READY"))
+      yield* advance(3000)
+      yield* sim.drop([0, 1]) // the shard RESUMEs; the silent guild is still missing
+      yield* advance(3000)
+      expect((yield* sim.clientFrames({ op: 6 })).length).toBe(1)
+      expect(ready).toEqual([])
+      expect((yield* gateway.status).ready).toBe(false)
+      yield* advance(5000)
+      expect(ready.map((d) => d.data)).toEqual([{ shardId: 0, guilds: 32, missing: 1 }])
+    }).pipe(Effect.provide(environment({ recommendedShards: 1, silentGuilds: [guildIds(32)[5]!] }))))
+
+  it.effect("a RESUME keeps readiness: a ready shard that RESUMEs sends no second SHARD_READY", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const gateway = yield* makeGateway()
+      const ready = yield* collect(gateway.events("SHARD_READY"))
+      yield* advance(1000)
+      expect(ready.length).toBe(1)
+      yield* sim.drop([0, 1])
+      yield* advance(3000)
+      expect((yield* sim.clientFrames({ op: 6 })).length).toBe(1)
+      expect(ready.length).toBe(1)
+      expect((yield* gateway.status).ready).toBe(true)
+    }).pipe(Effect.provide(environment({ recommendedShards: 1 }))))
+
   it.effect("without the GUILDS intent a shard is ready right after READY", () =>
     Effect.gen(function*() {
       const gateway = yield* makeGateway({ intents: Intents.GuildMessages })
