@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Stream } from "effect"
+import { Effect, Exit, Fiber, Metric, Stream } from "effect"
 import * as Dispatch from "../src/Dispatch.ts"
 import { DispatchSink } from "../src/DispatchSink.ts"
 import { AuthenticationFailed } from "../src/Errors.ts"
@@ -62,6 +62,26 @@ describe("DispatchSink", () => {
       expect(failed._tag).toBe("SubscriberOverflow")
       expect((yield* Stream.runCollect(fast)).map((d) => d.seq)).toEqual([1, 2, 3, 4, 5])
     }))
+
+  it.effect("every dispatch a subscriber loses is counted as dropped, every publish that waits as delayed", () =>
+    Effect.gen(function*() {
+      const count = (id: string) =>
+        Effect.map(Metric.snapshot, (all) =>
+          all.filter((m) => m.id === id).reduce((n, m) => n + (m.state as { readonly count: number }).count, 0))
+      const sink = yield* DispatchSink.make({ capacity: 2 })
+      yield* sink.subscription({ overflow: "sliding" }) // loses 3 (the oldest)
+      yield* sink.subscription({ overflow: "dropping" }) // loses 3 (the newest)
+      yield* sink.subscription({ overflow: "fail" }) // loses the 3rd, then is gone
+      for (let i = 1; i <= 5; i++) yield* sink.publish(event(i))
+      expect(yield* count("discord_gateway_dispatch_dropped_total")).toBe(7)
+      expect(yield* count("discord_gateway_dispatch_delayed_total")).toBe(0)
+      const slow = yield* sink.subscription({ overflow: "suspend", capacity: 1 })
+      yield* sink.publish(event(6))
+      const publisher = yield* Effect.forkChild(sink.publish(event(7))) // waits for `slow`
+      yield* Effect.forkChild(Stream.runDrain(Stream.take(slow, 2)))
+      yield* Fiber.join(publisher)
+      expect(yield* count("discord_gateway_dispatch_delayed_total")).toBe(1)
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
 
   it.effect("a name filter keeps other events out of the subscriber's buffer", () =>
     Effect.gen(function*() {
