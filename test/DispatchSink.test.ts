@@ -5,6 +5,8 @@ import { DispatchSink } from "../src/DispatchSink.ts"
 import { AuthenticationFailed } from "../src/Errors.ts"
 import { settle } from "./shard/harness.ts"
 
+const range = (n: number) => Array.from({ length: n }, (_, i) => i)
+
 const event = (seq: number, name = "MESSAGE_CREATE") => Dispatch.make(0, seq, name, { n: seq })
 
 describe("DispatchSink", () => {
@@ -30,6 +32,18 @@ describe("DispatchSink", () => {
       const taken = yield* Effect.forkChild(Stream.runCollect(Stream.take(stream, 5)))
       yield* Fiber.join(publisher)
       expect((yield* Fiber.join(taken)).map((d) => d.seq)).toEqual([1, 2, 3, 4, 5])
+    }))
+
+  it.effect("by default a subscriber buffers 4096 dispatches before the publisher waits", () =>
+    Effect.gen(function*() {
+      const sink = yield* DispatchSink.make()
+      yield* sink.subscription()
+      const first = yield* Effect.forkChild(Effect.forEach(range(4096), (i) => sink.publish(event(i)), { discard: true }))
+      yield* settle
+      expect(first.pollUnsafe()).toBeDefined() // all 4096 went in without waiting
+      const publisher = yield* Effect.forkChild(sink.publish(event(4097)))
+      yield* settle
+      expect(publisher.pollUnsafe()).toBeUndefined()
     }))
 
   it.effect("sliding: the publisher never waits; the subscriber keeps the newest", () =>
