@@ -91,6 +91,7 @@ describe("SessionStore", () => {
               yield* expectStoreError(store.remove({ shardId: 1.5, shardCount: 4 }), "remove", "shard-1.5-of-4")
               yield* expectStoreError(store.set(k3of16, { ...a, sequence: 1.5 }), "set", "shard-3-of-16")
               yield* expectStoreError(store.set(k3of16, { ...a, sessionId: "" }), "set", "shard-3-of-16")
+              yield* expectStoreError(store.set(k3of16, { ...a, sequence: -1 }), "set", "shard-3-of-16")
               expect(yield* store.get(k3of16)).toEqual(Option.none())
             }))
         }).pipe(Effect.provide(NodeFileSystem.layer)))
@@ -141,6 +142,16 @@ describe("SessionStore", () => {
             const last = yield* store.get(k3of16)
             expect(Option.isSome(last) && sessions.some((s) => s.sequence === last.value.sequence)).toBe(true)
           }))
+        expect(yield* fs.readDirectory(dir)).toEqual(["shard-3-of-16.json"])
+      }).pipe(Effect.provide(NodeFileSystem.layer)))
+
+    it.effect("a write that fails leaves no temp file behind", () =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const dir = yield* tempDir
+        yield* fs.makeDirectory(join(dir, "shard-3-of-16.json")) // the rename onto it fails
+        yield* withStore(SessionStore.layerFile(dir), (store) =>
+          expectStoreError(store.set(k3of16, a), "set", "shard-3-of-16"))
         expect(yield* fs.readDirectory(dir)).toEqual(["shard-3-of-16.json"])
       }).pipe(Effect.provide(NodeFileSystem.layer)))
 
