@@ -126,6 +126,18 @@ describe("SessionStore", () => {
         expect(yield* fs.readDirectory(dir)).toEqual(["shard-3-of-16.json"])
       }).pipe(Effect.provide(NodeFileSystem.layer)))
 
+    it.effect("a directory removed after the store was built is created again by the next set", () =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const dir = join(yield* tempDir, "sessions")
+        yield* withStore(SessionStore.layerFile(dir), (store) =>
+          Effect.gen(function*() {
+            yield* fs.remove(dir, { recursive: true })
+            yield* store.set(k3of16, a)
+            expect(yield* store.get(k3of16)).toEqual(Option.some(a))
+          }))
+      }).pipe(Effect.provide(NodeFileSystem.layer)))
+
     it.effect("writes atomically: a pre-existing target is replaced whole and no temp file is left behind", () =>
       Effect.gen(function*() {
         const fs = yield* FileSystem.FileSystem
