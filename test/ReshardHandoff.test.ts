@@ -18,6 +18,23 @@ describe("ReshardHandoff", () => {
     expect(h.flush(10).map((d) => d.seq)).toEqual([4])
   })
 
+  it("two identical deliveries match two identical copies: none is released", () => {
+    const h = make()
+    h.recordDelivered(typing(0, 10), 0)
+    h.recordDelivered(typing(0, 11), 1)
+    h.stage(typing(0, 3), 5)
+    h.stage(typing(0, 4), 6)
+    expect(h.flush(10)).toEqual([])
+  })
+
+  it("identity includes the event name: a reaction removed is not a copy of the reaction added", () => {
+    const h = make()
+    const reaction = { user_id: "2", channel_id: "1", message_id: "3", emoji: { id: null, name: "👍" } }
+    h.recordDelivered(Dispatch.make(0, 10, "MESSAGE_REACTION_ADD", reaction), 0)
+    h.stage(Dispatch.make(0, 4, "MESSAGE_REACTION_REMOVE", reaction), 5)
+    expect(h.flush(10).map((d) => d.name)).toEqual(["MESSAGE_REACTION_REMOVE"])
+  })
+
   it("staged events the old set delivers later are not released; the rest are, in order", () => {
     const h = make()
     h.stage(message(0, 1, "a"), 0)
@@ -58,7 +75,36 @@ describe("ReshardHandoff", () => {
   it("remembered deliveries expire after two windows", () => {
     const h = make()
     h.recordDelivered(message(0, 1, "late"), 0)
+    h.recordDelivered(message(0, 2, "kept"), 0)
+    h.stage(message(0, 1, "kept"), 1900) // within two windows: matched, not released
     h.stage(message(0, 1, "late"), 2500) // the copy came more than 2 windows later: not matched
-    expect(h.flush(2600).length).toBe(1)
+    expect(h.flush(2600).map((d) => (d.data as { id: string }).id)).toEqual(["late"])
+  })
+
+  it("a matched copy expiring does not take a later identical delivery with it", () => {
+    const h = make()
+    h.recordDelivered(typing(0, 10), 0)
+    h.stage(typing(0, 3), 100) // matched: the first copy is consumed
+    h.recordDelivered(typing(0, 11), 500) // a second event with the same payload
+    h.stage(typing(0, 4), 2100) // the first entry has expired, the second has not: still matched
+    expect(h.flush(2200)).toEqual([])
+  })
+
+  it("memory is bounded by capacity: past it the oldest remembered delivery is forgotten", () => {
+    const h = ReshardHandoff.make({ windowMs: 1000, capacity: 2, newShards: [0] })
+    h.recordDelivered(message(0, 1, "a"), 0)
+    h.recordDelivered(message(0, 2, "b"), 1)
+    h.recordDelivered(message(0, 3, "c"), 2) // "a" is forgotten
+    h.stage(message(0, 1, "a"), 3)
+    h.stage(message(0, 2, "c"), 4)
+    expect(h.flush(5).map((d) => (d.data as { id: string }).id)).toEqual(["a"])
+  })
+
+  it("staged events are bounded by capacity too: past it the oldest is dropped (its copy taken as delivered)", () => {
+    const h = ReshardHandoff.make({ windowMs: 1000, capacity: 2, newShards: [0] })
+    h.stage(message(0, 1, "a"), 0)
+    h.stage(message(0, 2, "b"), 1)
+    h.stage(message(0, 3, "c"), 2)
+    expect(h.flush(3).map((d) => (d.data as { id: string }).id)).toEqual(["b", "c"])
   })
 })
