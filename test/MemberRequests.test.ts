@@ -10,7 +10,7 @@ import * as MemberRequests from "../src/MemberRequests.ts"
 import type { RequestGuildMembersData } from "../src/protocol/Payloads.ts"
 import { Intents } from "../src/protocol/Intents.ts"
 import { GatewaySimulator } from "../src/testing/GatewaySimulator.ts"
-import { phaseOf, tau } from "./shard/harness.ts"
+import { phaseOf, startShard, tau } from "./shard/harness.ts"
 import {
   advance,
   advanceBy,
@@ -222,6 +222,24 @@ describe("MemberRequests: rate limits", () => {
       expect(mine[2]! - mine[1]!).toBeGreaterThanOrEqual(30_000)
       expect(frames.filter((f) => f.d.guild_id === otherGuild).map((f) => f.at)).toEqual([mine[0]])
       expect(yield* rateLimitedFrames).toEqual([]) // Discord never had to refuse one
+    }).pipe(Effect.provide(bigGuilds)))
+  it.effect("item 44: the 30 s count from when the first all-members frame was written, not from when it was handed over", () =>
+    Effect.gen(function*() {
+      const shard = yield* startShard({ intents: MemberIntents })
+      let sends = 0
+      // The first frame takes 10 s to go out (as if queued behind the send limit), later ones go at once.
+      const requests = yield* attach(shard, MemberIntents, {
+        send: (_guildId, d) => Effect.andThen(sends++ === 0 ? Effect.sleep("10 seconds") : Effect.void, shard.send({ op: 8, d }))
+      })
+      yield* advance(100)
+      const one = yield* consume(requests.request({ guildId: guild, query: "", limit: 0 }))
+      const two = yield* consume(requests.request({ guildId: guild, query: "", limit: 0 }))
+      yield* advanceBy(45_000)
+      expect(yield* completed(one)).toHaveLength(3)
+      expect(yield* completed(two)).toHaveLength(3)
+      const [first, second] = (yield* op8Frames).map((f) => f.at)
+      expect(second! - first!).toBeGreaterThanOrEqual(30_000)
+      expect(yield* rateLimitedFrames).toEqual([])
     }).pipe(Effect.provide(bigGuilds)))
 })
 
