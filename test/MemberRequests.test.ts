@@ -223,6 +223,22 @@ describe("MemberRequests: rate limits", () => {
       expect(frames.filter((f) => f.d.guild_id === otherGuild).map((f) => f.at)).toEqual([mine[0]])
       expect(yield* rateLimitedFrames).toEqual([]) // Discord never had to refuse one
     }).pipe(Effect.provide(bigGuilds)))
+  it.effect("item 44: an all-members request whose send failed does not hold the next one back 30 s", () =>
+    Effect.gen(function*() {
+      const shard = yield* startShard({ intents: MemberIntents })
+      let sends = 0
+      const requests = yield* attach(shard, MemberIntents, {
+        send: (_guildId, d) => sends++ === 0 ? Effect.fail({ message: "the shard stopped" }) : shard.send({ op: 8, d })
+      })
+      yield* advance(100)
+      const failed = yield* consume(requests.request({ guildId: guild, query: "", limit: 0 }))
+      yield* advance(100)
+      expect((yield* failureOf(failed)).reason).toBe("SendFailed")
+      const next = yield* consume(requests.request({ guildId: guild, query: "", limit: 0 }))
+      yield* advance(100)
+      expect(yield* completed(next)).toHaveLength(3) // nothing was written: no 30 s to wait
+    }).pipe(Effect.provide(bigGuilds)))
+
   it.effect("item 44: the 30 s count from when the first all-members frame was written, not from when it was handed over", () =>
     Effect.gen(function*() {
       const shard = yield* startShard({ intents: MemberIntents })
