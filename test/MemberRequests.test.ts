@@ -52,7 +52,7 @@ describe("MemberRequests: answers", () => {
       expect(chunks.every((c) => c.nonce === nonce)).toBe(true)
     }).pipe(Effect.provide(bigGuilds)))
 
-  it.effect("item 55: chunks count in any order; duplicates and other nonces are ignored; the stream ends after the last index", () =>
+  it.effect("item 55: chunks count in any order; duplicates, other nonces and other guilds are ignored; the stream ends after the last index", () =>
     Effect.gen(function*() {
       const { requests, sim } = yield* setup()
       const consumer = yield* consume(requests.request({ guildId: silentGuild, query: "a", limit: 10 }))
@@ -65,6 +65,7 @@ describe("MemberRequests: answers", () => {
       expect(consumer.chunks.map((c) => c.chunk_index)).toEqual([2])
       yield* chunk(2) // duplicate
       yield* chunk(0, `${nonce}x`) // someone else's
+      yield* sim.dispatch("GUILD_MEMBERS_CHUNK", { guild_id: guild, members: [], chunk_index: 0, chunk_count: 3, nonce }) // another guild's
       yield* advance(10)
       expect(consumer.chunks.map((c) => c.chunk_index)).toEqual([2])
       yield* chunk(0)
