@@ -78,6 +78,23 @@ describe("MemberRequests: answers", () => {
       yield* advance(10)
     }).pipe(Effect.provide(bigGuilds)))
 
+  it.effect("item 55: chunks of a second answer split another way (another chunk_count) are ignored: the first split wins", () =>
+    Effect.gen(function*() {
+      const { requests, sim } = yield* setup()
+      const consumer = yield* consume(requests.request({ guildId: silentGuild, query: "a", limit: 10 }))
+      yield* advance(100)
+      const nonce = (yield* op8Frames)[0]!.d.nonce!
+      const chunk = (index: number, count: number) =>
+        sim.dispatch("GUILD_MEMBERS_CHUNK", { guild_id: silentGuild, members: [], chunk_index: index, chunk_count: count, nonce })
+      yield* chunk(0, 2)
+      yield* chunk(1, 3) // from an answer to another attempt of the request
+      yield* advance(10)
+      expect(consumer.ended()).toBe(false)
+      yield* chunk(1, 2)
+      yield* advance(10)
+      expect((yield* completed(consumer)).map((c) => [c.chunk_index, c.chunk_count])).toEqual([[0, 2], [1, 2]])
+    }).pipe(Effect.provide(bigGuilds)))
+
   it.effect("item 56: a user_ids request is answered with its members and not_found", () =>
     Effect.gen(function*() {
       const { requests } = yield* setup()
