@@ -220,6 +220,16 @@ describe("MemberRequests: rate limits", () => {
       expect(after.map((f) => [f.d.guild_id, f.d.nonce, f.at - rateLimited!.at])).toEqual([[silentGuild, nonce, 5_000]])
     }).pipe(Effect.provide(bigGuilds)))
 
+  it.effect("item 43: a RATE_LIMITED for another opcode does not block op 8 for the guild", () =>
+    Effect.gen(function*() {
+      const { requests, sim } = yield* setup()
+      yield* sim.dispatch("RATE_LIMITED", { opcode: 3, retry_after: 30, meta: { guild_id: guild } })
+      yield* advance(10)
+      const request = yield* consume(requests.request({ guildId: guild, userIds: [memberId(5)] }))
+      yield* advance(100)
+      expect(yield* completed(request)).toHaveLength(1)
+    }).pipe(Effect.provide(bigGuilds)))
+
   it.effect("items 43 and 44: an all-members request the simulator rate limits is sent again after retry_after and 30 s after its first try", () =>
     Effect.gen(function*() {
       // Two instances on one session (e.g. state lost in a restart): only the simulator knows about the first
@@ -273,6 +283,19 @@ describe("MemberRequests: rate limits", () => {
       expect(mine[2]! - mine[1]!).toBeGreaterThanOrEqual(30_000)
       expect(frames.filter((f) => f.d.guild_id === otherGuild).map((f) => f.at)).toEqual([mine[0]])
       expect(yield* rateLimitedFrames).toEqual([]) // Discord never had to refuse one
+    }).pipe(Effect.provide(bigGuilds)))
+
+  it.effect("item 44: the 30 s spacing holds back only all-members requests; other requests for the guild go at once", () =>
+    Effect.gen(function*() {
+      const { requests } = yield* setup()
+      const all = yield* consume(requests.request({ guildId: guild, query: "", limit: 0 }))
+      yield* advance(100)
+      expect(yield* completed(all)).toHaveLength(3)
+      const byIds = yield* consume(requests.request({ guildId: guild, userIds: [memberId(5)] }))
+      const byQuery = yield* consume(requests.request({ guildId: guild, query: "m", limit: 1 }))
+      yield* advance(100)
+      expect(yield* completed(byIds)).toHaveLength(1)
+      expect(yield* completed(byQuery)).toHaveLength(1)
     }).pipe(Effect.provide(bigGuilds)))
   it.effect("item 44: an all-members request whose send failed does not hold the next one back 30 s", () =>
     Effect.gen(function*() {
@@ -428,6 +451,20 @@ describe("MemberRequests: failing cleanly", () => {
       expect(error.reason).toBe("Timeout")
       expect(error.message).toContain("10000 ms")
     }).pipe(Effect.provide(bigGuilds)))
+
+  it.effect("the idle timeout counts from the last chunk: a slow answer still completes", () =>
+    Effect.gen(function*() {
+      const { requests, sim } = yield* setup({ extra: { timeout: "10 seconds" } })
+      const consumer = yield* consume(requests.request({ guildId: silentGuild, query: "a", limit: 10 }))
+      yield* advance(100)
+      const nonce = (yield* op8Frames)[0]!.d.nonce!
+      for (const index of [0, 1, 2]) {
+        yield* advanceBy(8_000) // under the timeout since the previous chunk, over it since sending
+        yield* sim.dispatch("GUILD_MEMBERS_CHUNK", { guild_id: silentGuild, members: [], chunk_index: index, chunk_count: 3, nonce })
+      }
+      yield* advance(10)
+      expect(yield* completed(consumer)).toHaveLength(3)
+    }).pipe(Effect.provide(bigGuilds)))
 })
 
 describe("MemberRequests: local validation (item 56)", () => {
@@ -476,6 +513,8 @@ describe("MemberRequests: local validation (item 56)", () => {
       guild_id: guild,
       user_ids: [memberId(0)]
     })
+    const hundred = Array.from({ length: 100 }, (_, i) => memberId(i)) // the most one request may name
+    expect(MemberRequests.validateRequest({ guildId: guild, userIds: hundred }, 0)).toEqual({ guild_id: guild, user_ids: hundred })
   })
 })
 
