@@ -189,6 +189,19 @@ describe("resharding", () => {
       expect((yield* sim.sessions).filter((s) => s.shard[1] === 4)).toEqual([]) // closed with 1000: sessions ended
     }).pipe(Effect.provide(environment({ recommendedShards: 4, maxConcurrency: 4 }))))
 
+  it.effect("the new set's session start-up (READY and the guild load answering it) is kept from subscribers", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway()
+      const startup = yield* collect(gateway.dispatches({ names: ["READY", "GUILD_CREATE"] }))
+      yield* advance(1000)
+      expect(startup.filter((d) => d.name === "READY").length).toBe(4) // the first set's, as they came
+      startup.length = 0
+      const fiber = yield* Effect.forkScoped(gateway.reshard(8))
+      while (fiber.pollUnsafe() === undefined) yield* advance(500)
+      yield* Fiber.join(fiber)
+      expect(startup).toEqual([]) // the application already had that state from the old set
+    }).pipe(Effect.provide(environment({ recommendedShards: 4, maxConcurrency: 4 }))))
+
   it.effect("the old set's sessions are forgotten, not left saved: resharding back to its count IDENTIFYs, no stale RESUME", () =>
     Effect.gen(function*() {
       const sim = yield* GatewaySimulator
