@@ -193,6 +193,17 @@ describe("Gateway control and supervision", () => {
       expect((yield* gateway.send(7, { op: 3, d: { since: null, activities: [], status: "online", afk: false } }).pipe(Effect.flip))._tag).toBe("ShardNotRunning")
     }).pipe(Effect.provide(environment({ recommendedShards: 2 }))))
 
+  it.effect("opening a shard that is running does nothing: still one connection per shard (item 30)", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const gateway = yield* makeGateway()
+      yield* advance(6000)
+      yield* gateway.openShard(0)
+      yield* advance(6000)
+      expect((yield* sim.connections).map((c) => [c.shard?.[0], c.closedAt])).toEqual([[0, null], [1, null]])
+      expect(yield* sim.clientFrames({ op: 2 })).toHaveLength(2)
+    }).pipe(Effect.provide(environment({ recommendedShards: 2 }))))
+
   it.effect("mass reconnect after an outage: every shard RESUMEs at once, taking no identify slot", () =>
     Effect.gen(function*() {
       const sim = yield* GatewaySimulator
