@@ -232,6 +232,17 @@ describe("Gateway control and supervision", () => {
       expect((yield* sim.clientFrames({ op: 2 })).length).toBe(1)
     }).pipe(Effect.provide(environment({ recommendedShards: 1 }))))
 
+  it.effect("by default the staleness watchdog only reports: the stale shard is marked and keeps its connection", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const gateway = yield* makeGateway({ staleAfter: "60 seconds" })
+      yield* advance(6000)
+      for (let t = 0; t < 80_000; t += 1000) yield* advance(1000)
+      expect((yield* gateway.status).shards.map((s) => [s.phase, s.stale])).toEqual([["ready", true]])
+      expect(yield* sim.clientFrames({ op: 6 })).toEqual([])
+      expect((yield* sim.connections).length).toBe(1)
+    }).pipe(Effect.provide(environment({ recommendedShards: 1 }))))
+
   it.effect("a slow 'suspend' subscriber holds the shards' readers but not their heartbeats", () =>
     Effect.gen(function*() {
       const sim = yield* GatewaySimulator
