@@ -37,7 +37,7 @@ describe("DispatchSink", () => {
   it.effect("by default a subscriber buffers 4096 dispatches before the publisher waits", () =>
     Effect.gen(function*() {
       const sink = yield* DispatchSink.make()
-      yield* sink.subscription()
+      yield* Effect.asVoid(sink.subscription()) // subscribed, never read
       const first = yield* Effect.forkChild(Effect.forEach(range(4096), (i) => sink.publish(event(i)), { discard: true }))
       yield* settle
       expect(first.pollUnsafe()).toBeDefined() // all 4096 went in without waiting
@@ -83,9 +83,9 @@ describe("DispatchSink", () => {
         Effect.map(Metric.snapshot, (all) =>
           all.filter((m) => m.id === id).reduce((n, m) => n + (m.state as { readonly count: number }).count, 0))
       const sink = yield* DispatchSink.make({ capacity: 2 })
-      yield* sink.subscription({ overflow: "sliding" }) // loses 3 (the oldest)
-      yield* sink.subscription({ overflow: "dropping" }) // loses 3 (the newest)
-      yield* sink.subscription({ overflow: "fail" }) // loses the 3rd, then is gone
+      yield* Effect.asVoid(sink.subscription({ overflow: "sliding" })) // loses 3 (the oldest)
+      yield* Effect.asVoid(sink.subscription({ overflow: "dropping" })) // loses 3 (the newest)
+      yield* Effect.asVoid(sink.subscription({ overflow: "fail" })) // loses the 3rd, then is gone
       for (let i = 1; i <= 5; i++) yield* sink.publish(event(i))
       expect(yield* count("discord_gateway_dispatch_dropped_total")).toBe(7)
       expect(yield* count("discord_gateway_dispatch_delayed_total")).toBe(0)
