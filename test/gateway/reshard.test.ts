@@ -197,7 +197,8 @@ describe("resharding", () => {
       expect(startup.filter((d) => d.name === "READY").length).toBe(4) // the first set's, as they came
       startup.length = 0
       const fiber = yield* Effect.forkScoped(gateway.reshard(8))
-      while (fiber.pollUnsafe() === undefined) yield* advance(500)
+      for (let step = 0; step < 240 && fiber.pollUnsafe() === undefined; step++) yield* advance(500)
+      expect(fiber.pollUnsafe()).toBeDefined() // the reshard ended within the bounded wait
       yield* Fiber.join(fiber)
       expect(startup).toEqual([]) // the application already had that state from the old set
     }).pipe(Effect.provide(environment({ recommendedShards: 4, maxConcurrency: 4 }))))
@@ -211,7 +212,8 @@ describe("resharding", () => {
       const reshardTo = (count: number) =>
         Effect.gen(function*() {
           const fiber = yield* Effect.forkScoped(gateway.reshard(count))
-          while (fiber.pollUnsafe() === undefined) yield* advance(500)
+          for (let step = 0; step < 240 && fiber.pollUnsafe() === undefined; step++) yield* advance(500)
+          expect(fiber.pollUnsafe()).toBeDefined() // the reshard ended within the bounded wait
           yield* Fiber.join(fiber)
         })
       yield* reshardTo(8)

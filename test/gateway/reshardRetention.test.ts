@@ -31,13 +31,14 @@ describe("resharding retains nothing of finished reshards", () => {
       const reshard = (count: number, whileRunning?: Effect.Effect<void>) =>
         Effect.gen(function*() {
           const fiber = yield* Effect.forkScoped(gateway.reshard(count))
-          while (fiber.pollUnsafe() === undefined) {
+          for (let step = 0; step < 240 && fiber.pollUnsafe() === undefined; step++) {
             yield* advance(500)
             if (whileRunning !== undefined && (yield* gateway.status).reshard?.phase === "draining") {
               yield* whileRunning
               whileRunning = undefined
             }
           }
+          expect(fiber.pollUnsafe()).toBeDefined() // the reshard ended within the bounded wait
           yield* Fiber.join(fiber)
         })
 
