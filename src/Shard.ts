@@ -73,7 +73,7 @@ import { initialState, type ShardPhase, type ShardState } from "./ShardState.ts"
 import { type GatewayConnection, GatewayTransport } from "./transport/GatewayTransport.ts"
 import { type Compression, gatewayUrl } from "./transport/GatewayUrl.ts"
 import * as Inflater from "./transport/Inflater.ts"
-import { type Frame, isBinary, type TextFrame } from "./transport/TextFrame.ts"
+import { type Frame, isBinary } from "./transport/TextFrame.ts"
 
 /** The gateway's limit for one client frame, in bytes (PROTOCOL.md §5.1). */
 export const MaxFrameBytes = 4096
@@ -610,31 +610,32 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     // The read loop is written as a chain of effects rather than a generator: it lives as long as the
     // connection, and a suspended generator keeps its whole frame (and a prototype per shard) alive.
     const awaitEnded = Deferred.await(ended)
-    /** Handles the frames of a batch from `start` on, then reads again (or ends with the connection). */
+    /**
+     * Handles the frames of a batch from `start` on, then reads again (or ends with the connection). A
+     * dispatch whose lazily read data turned out not to be JSON (found while a frame was handled) is reported
+     * before the next frame.
+     */
     const handleFrom = (
-      texts: ReadonlyArray<string | TextFrame>,
+      texts: ReadonlyArray<Inflater.Message>,
       start: number
     ): Effect.Effect<Outcome, FatalCloseError | ConnectionClosed> => {
-      for (let i = start; i < texts.length; i++) {
+      for (let i = start;; i++) {
+        if (lazyDataError !== undefined) {
+          const detail = lazyDataError
+          lazyDataError = undefined
+          return Effect.andThen(
+            onDecodeError(new FrameDecodeError({ op: 0, event: null, detail })),
+            Effect.suspend(() => handleFrom(texts, i))
+          )
+        }
+        if (i === texts.length) return readNext
         if (finished) return awaitEnded
         // A text frame is decoded only as far as needed (an unwanted dispatch: not at all).
         const frame = decodeTextFrame(texts[i]!)
         const handled = frame instanceof FrameDecodeError ? onDecodeError(frame) : onFrame(frame)
         // Most frames finish synchronously (Effect.void): nothing is built to continue after them.
-        if (handled !== Effect.void) return Effect.andThen(handled, Effect.suspend(() => continueFrom(texts, i + 1)))
-        if (lazyDataError !== undefined) return continueFrom(texts, i + 1)
+        if (handled !== Effect.void) return Effect.andThen(handled, Effect.suspend(() => handleFrom(texts, i + 1)))
       }
-      return readNext
-    }
-    /** Reports a dispatch whose lazily read data was not JSON (found while a frame was handled), then goes on. */
-    const continueFrom = (texts: ReadonlyArray<string | TextFrame>, next: number) => {
-      if (lazyDataError === undefined) return handleFrom(texts, next)
-      const detail = lazyDataError
-      lazyDataError = undefined
-      return Effect.andThen(
-        onDecodeError(new FrameDecodeError({ op: 0, event: null, detail })),
-        Effect.suspend(() => handleFrom(texts, next))
-      )
     }
     const onBatch = (batch: ReadonlyArray<Frame>): Effect.Effect<Outcome, FatalCloseError | ConnectionClosed> => {
       receivedAt = clock.currentTimeMillisUnsafe()
@@ -642,7 +643,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       // (payload-compressed) frame appears. Otherwise the whole batch is inflated at once.
       let inflate = !inflater.passthrough
       for (let i = 0; !inflate && i < batch.length; i++) inflate = isBinary(batch[i]!)
-      if (!inflate) return handleFrom(batch as ReadonlyArray<string | TextFrame>, 0)
+      if (!inflate) return handleFrom(batch as ReadonlyArray<Inflater.Message>, 0)
       if (finished) return awaitEnded
       return Effect.flatMap(Effect.result(inflater.push(batch)), (inflated) =>
         inflated._tag === "Success"
