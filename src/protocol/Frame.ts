@@ -53,6 +53,27 @@ const startsWithAt = (bytes: Buffer, prefix: Buffer, at: number): boolean => {
 }
 
 /**
+ * Event names seen recently, by a hash of their bytes: a gateway sends a few dozen names over and over, so
+ * the name is almost always one of these, and the same string each time (no string made per event, and
+ * its hash, which every Map and Set lookup of it needs, computed once). A slot holds the last name that
+ * hashed to it.
+ */
+const NameSlots = 256
+const names: Array<string | undefined> = Array.from({ length: NameSlots }, () => undefined)
+
+/** The name in `bytes[start, end)` (printable ASCII, `hash` over its bytes), the cached string when it is one. */
+const eventName = (bytes: Buffer, start: number, end: number, hash: number): string => {
+  const slot = hash & (NameSlots - 1)
+  const cached = names[slot]
+  if (cached !== undefined && cached.length === end - start) {
+    let i = 0
+    while (i < cached.length && cached.charCodeAt(i) === bytes[start + i]) i++
+    if (i === cached.length) return cached
+  }
+  return names[slot] = bytes.toString("latin1", start, end)
+}
+
+/**
  * Reads a dispatch in Discord's layout off the bytes, without decoding them or parsing `d`; undefined when
  * the frame is laid out otherwise. Names are taken when they are printable ASCII without escapes
  * (Discord's are upper-case letters, digits and `_`); anything else is left to the full parse.
@@ -61,8 +82,10 @@ const scanDispatch = (frame: TextFrame): ServerFrame | undefined => {
   const bytes = frame.bytes
   if (!startsWithAt(bytes, DispatchPrefix, 0) || bytes[bytes.length - 1] !== 125 /* } */) return undefined
   let nameEnd = DispatchPrefix.length
+  let hash = 0
   for (let c = bytes[nameEnd]; c !== 34 /* " */; c = bytes[++nameEnd]) {
     if (c === undefined || c < 32 || c > 126 || c === 92 /* \ */) return undefined
+    hash = (hash * 31 + c) | 0
   }
   if (nameEnd === DispatchPrefix.length || !startsWithAt(bytes, SeqKey, nameEnd + 1)) return undefined
   let i = nameEnd + 1 + SeqKey.length
@@ -74,7 +97,7 @@ const scanDispatch = (frame: TextFrame): ServerFrame | undefined => {
   // UTF-16 unit of the decoded text whatever follows it: the byte offset is the offset in the text.
   const dataStart = i + OpAndData.length
   if (dataStart >= bytes.length - 1) return undefined
-  return { op: 0, s, t: bytes.toString("latin1", DispatchPrefix.length, nameEnd), d: undefined, text: frame, dataStart }
+  return { op: 0, s, t: eventName(bytes, DispatchPrefix.length, nameEnd, hash), d: undefined, text: frame, dataStart }
 }
 
 /**

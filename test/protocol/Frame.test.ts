@@ -37,6 +37,11 @@ describe("decodeTextFrame", () => {
     expect({ s: frame.s, t: frame.t, dataStart: frame.dataStart }).toEqual({ s: 42, t: "MESSAGE_CREATE", dataStart: text.indexOf('"d":') + 4 })
   })
 
+  it("names that share a cache slot are told apart by their bytes (\"Aa\" and \"BB\" hash alike)", () => {
+    const nameOf = (t: string) => (decodeTextFrame(`{"t":"${t}","s":1,"op":0,"d":{}}`) as { readonly t?: string }).t
+    expect(["Aa", "BB", "Aa", "BB", "Ab", "Aa"].map(nameOf)).toEqual(["Aa", "BB", "Aa", "BB", "Ab", "Aa"])
+  })
+
   it("falls back to a full parse for any other key order or spacing", () => {
     for (const text of ['{"op":0,"s":7,"t":"X","d":{"a":1}}', '{"t": "X", "s": 7, "op": 0, "d": {"a":1}}']) {
       for (const form of bothForms(text)) {
