@@ -34,7 +34,7 @@ import {
   Fiber,
   Metric,
   Option,
-  type Pull,
+  Pull,
   Queue,
   Random,
   Result,
@@ -149,6 +149,19 @@ export const reconnectBackoff: Schedule.Schedule<unknown> = Schedule.exponential
     Effect.map(Random.next, (r) => Duration.millis(Math.round(Math.min(60_000, Duration.toMillis(duration) * (1 + r / 4)))))
   )
 )
+
+/**
+ * The heartbeat's Schedule for an interval, built once for the interval the last Hello gave (every
+ * connection of a gateway gets the same one) and shared: a Schedule is a description, its state lives in
+ * each connection's step.
+ */
+let lastHeartbeatSchedule: { readonly interval: number; readonly schedule: Schedule.Schedule<number> } | undefined
+const heartbeatSchedule = (interval: number): Schedule.Schedule<number> => {
+  if (lastHeartbeatSchedule?.interval !== interval) {
+    lastHeartbeatSchedule = { interval, schedule: Schedule.spaced(Duration.millis(interval)) }
+  }
+  return lastHeartbeatSchedule.schedule
+}
 
 /** Why a connection ended, when it did not end the shard. */
 interface Outcome {
@@ -406,12 +419,19 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     // beat) rather than `Schedule.fixed`: fixed computes the next delay modulo the window from a fractional
     // start, and rounding can make it ~0 — a second beat in the same instant, before the ACK, a false zombie
     // — and it fires at once after any stall longer than I. A beat takes microseconds: I ± τ.
+    // The Schedule's step is driven here (its delay slept on the Clock) rather than by `Effect.repeat`, whose
+    // per-run metadata machinery would stay with every idle connection (about 1.7 KiB) for nothing a
+    // heartbeat reads.
     const heartbeat = (interval: number) =>
-      Effect.flatMap(Random.next, (jitter) =>
-        Effect.andThen(
-          Effect.sleep(Duration.millis(Math.floor(interval * jitter))),
-          Effect.repeat(beat, Schedule.spaced(Duration.millis(interval)))
-        ))
+      Effect.flatMap(Schedule.toStep(heartbeatSchedule(interval)), (step) => {
+        const beatThenWait: Effect.Effect<void, Cause.Done<number>> = Effect.andThen(
+          beat,
+          Effect.flatMap(Effect.suspend(() => step(clock.currentTimeMillisUnsafe(), undefined)), ([, delay]) =>
+            Effect.andThen(Effect.sleep(delay), beatThenWait))
+        )
+        return Effect.flatMap(Random.next, (jitter) =>
+          Effect.andThen(Effect.sleep(Duration.millis(Math.floor(interval * jitter))), beatThenWait))
+      }).pipe(Pull.catchDone(() => Effect.void)) // `spaced` never ends
 
     // Deadlines race the phase they guard: when it completes, their fibers end (no idle sleepers left).
     const helloArrived = yield* Deferred.make<void>()
