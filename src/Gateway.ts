@@ -419,7 +419,8 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
       const h = ReshardHandoff.make({
         windowMs: dedupWindowMs,
         capacity: 100_000,
-        newShards: layout.ids,
+        oldShards: current.set.layout,
+        newShards: layout,
         onCaughtUp: () => caughtUp.openUnsafe()
       })
       handoff = undefined

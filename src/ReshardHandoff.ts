@@ -8,10 +8,15 @@
  *   already delivered it;
  * - `recordDelivered`: each event the old set delivers is matched against the staged ones; unmatched, it
  *   is remembered for the new set's copy to come.
- * The switch waits until the old set has caught up (`caughtUp`): for every new shard, the old set has
- * delivered an event that shard also received. A new shard only receives events sent after its READY, so
- * the old set has then delivered every event sent before the new set existed — those reached the old set
- * only. (Bounded by the window: without traffic there is nothing to wait for.)
+ * The switch waits until the old set has caught up (`caughtUp`): for every new shard and every old shard
+ * that can hold a guild of it (shard ids congruent modulo the gcd of the two counts), that old shard has
+ * delivered an event that new shard also received. A new shard only receives events sent after its READY,
+ * and one connection delivers in the order events were sent, so that old shard has then delivered every
+ * event of their common guilds sent before the new shard existed — those reached the old set only. Pairs,
+ * not new shards alone: when the counts are not multiples, a new shard's guilds come from several old
+ * shards, and one of them lagging must not be vouched for by another. (Bounded by the window: without
+ * traffic there is nothing to wait for; a pair without a common guild never matches, and neither do pairs
+ * past `MaxCatchUpPairs`, so those switches wait the window.)
  * At the switch the staged events the old set did not deliver are released in order (`flush`). For one more
  * window both sets stay connected and each event goes through whichever set has it first, the other copy
  * being dropped (`fromOld` / `fromNew`); then the old set is cut off, and for a second window the new set's
@@ -22,9 +27,9 @@
  * that receives an event, so the copies match; counting per identity (a multiset) keeps two distinct
  * events with identical payloads (a repeated TYPING_START in the same second) as two.
  *
- * Guarantee (assuming the two sets' copies of an event arrive within `windowMs` of each other, and the old
- * set's connections deliver in the order events were sent): every event is delivered exactly once, and a
- * guild's events in order. Outside it: copies further apart than the window may be delivered twice; an
+ * Guarantee (assuming the two sets' copies of an event arrive within `windowMs` of each other, and each of
+ * the old set's connections delivers in the order events were sent): every event is delivered exactly once,
+ * and a guild's events in order. Outside it: copies further apart than the window may be delivered twice; an
  * event of a guild whose new shard came up last may be delivered out of order if the catch-up timed out;
  * when an old shard loses its session during the overlap (op 9 false, 4003/4007/4009), its guilds' events of
  * the gap reach only the new set and are released at the switch — after newer ones the old shard's next
@@ -67,20 +72,27 @@ interface Staged {
 const makeMemory = (windowMs: number, capacity: number) => {
   const fifo: Array<{ readonly key: string; readonly at: number }> = []
   let head = 0
-  const counts = new Map<string, number>()
+  /** Per key: how many copies are remembered, and the shard that delivered them (an event's guild decides it). */
+  const copies = new Map<string, { count: number; readonly shard: number }>()
   /** Keys consumed whose FIFO entries have not expired: expiry must not count them again. */
   const consumed = new Map<string, number>()
-  const decrement = (map: Map<string, number>, key: string): boolean => {
-    const n = map.get(key)
+  const dropCopy = (key: string): boolean => {
+    const entry = copies.get(key)
+    if (entry === undefined) return false
+    if (--entry.count === 0) copies.delete(key)
+    return true
+  }
+  const unconsume = (key: string): boolean => {
+    const n = consumed.get(key)
     if (n === undefined) return false
-    if (n <= 1) map.delete(key)
-    else map.set(key, n - 1)
+    if (n <= 1) consumed.delete(key)
+    else consumed.set(key, n - 1)
     return true
   }
   const expire = (now: number) => {
     while (head < fifo.length && (fifo[head]!.at + 2 * windowMs <= now || fifo.length - head > capacity)) {
       const { key } = fifo[head++]!
-      if (!decrement(consumed, key)) decrement(counts, key)
+      if (!unconsume(key)) dropCopy(key)
     }
     if (head > 1024 && head * 2 > fifo.length) {
       fifo.splice(0, head)
@@ -88,26 +100,60 @@ const makeMemory = (windowMs: number, capacity: number) => {
     }
   }
   return {
-    add: (key: string, now: number) => {
+    add: (key: string, shard: number, now: number) => {
       expire(now)
       fifo.push({ key, at: now })
-      counts.set(key, (counts.get(key) ?? 0) + 1)
+      const entry = copies.get(key)
+      if (entry === undefined) copies.set(key, { count: 1, shard })
+      else entry.count++
     },
-    /** Takes one remembered copy of this key, if any. */
-    take: (key: string, now: number): boolean => {
+    /** Takes one remembered copy of this key: the shard that delivered it, or -1 when none is remembered. */
+    take: (key: string, now: number): number => {
       expire(now)
-      if (!decrement(counts, key)) return false
+      const shard = copies.get(key)?.shard ?? -1
+      if (!dropCopy(key)) return -1
       consumed.set(key, (consumed.get(key) ?? 0) + 1)
-      return true
+      return shard
     }
   }
+}
+
+/** A set's shard count and the ids it runs here. */
+export interface ShardIds {
+  readonly count: number
+  readonly ids: ReadonlyArray<number>
+}
+
+/** Beyond this many (old, new) shard pairs, the catch-up is not tracked: the switch waits the window. */
+export const MaxCatchUpPairs = 100_000
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b))
+
+/**
+ * The (old shard, new shard) pairs that can share a guild, as `old × newCount + new`: a guild on old shard o
+ * and new shard n has (id >> 22) ≡ o (mod oldCount) and ≡ n (mod newCount), possible exactly when o ≡ n
+ * modulo their gcd. Undefined past `MaxCatchUpPairs`.
+ */
+const catchUpPairs = (oldShards: ShardIds, newShards: ShardIds): Set<number> | undefined => {
+  const g = gcd(oldShards.count, newShards.count)
+  const pairs = new Set<number>()
+  for (const n of newShards.ids) {
+    for (const o of oldShards.ids) {
+      if ((o - n) % g !== 0) continue
+      if (pairs.size === MaxCatchUpPairs) return undefined
+      pairs.add(o * newShards.count + n)
+    }
+  }
+  return pairs
 }
 
 export const make = (options: {
   readonly windowMs: number
   readonly capacity: number
-  /** The new set's shard ids: the old set must catch up with each. */
-  readonly newShards: ReadonlyArray<number>
+  /** The old set: each of its shards must catch up with every new shard it can share a guild with. */
+  readonly oldShards: ShardIds
+  /** The new set. */
+  readonly newShards: ShardIds
   /** Called once, when the old set has caught up. */
   readonly onCaughtUp?: () => void
 }): ReshardHandoff => {
@@ -118,15 +164,17 @@ export const make = (options: {
   const fromNewSet = makeMemory(windowMs, capacity)
   let staged: Array<Staged> = []
   const unmatched = new Map<string, Array<Staged>>()
-  const waiting = new Set(options.newShards)
+  const newCount = options.newShards.count
+  /** The pairs still to catch up (undefined: not tracked, never caught up before the window). */
+  const waiting = catchUpPairs(options.oldShards, options.newShards)
   let switchedAt: number | undefined
   let stagedTotal = 0
   let released = 0
   let deduplicated = 0
 
-  /** The old set has delivered an event this new shard received: it has passed the shard's start. */
-  const passed = (shard: number) => {
-    if (!waiting.delete(shard) || waiting.size > 0) return
+  /** Old shard `from` delivered an event new shard `to` received: it has passed that shard's start. */
+  const passed = (from: number, to: number) => {
+    if (waiting === undefined || !waiting.delete(from * newCount + to) || waiting.size > 0) return
     options.onCaughtUp?.()
   }
 
@@ -139,17 +187,18 @@ export const make = (options: {
         if (list.length === 0) unmatched.delete(key)
         entry.matched = true
         deduplicated++
-        return passed(entry.dispatch.shard)
+        return passed(dispatch.shard, entry.dispatch.shard)
       }
-      fromOldSet.add(key, now)
+      fromOldSet.add(key, dispatch.shard, now)
     },
     stage: (dispatch, now) => {
       if (switchedAt !== undefined) return
       stagedTotal++
       const key = identity(dispatch)
-      if (fromOldSet.take(key, now)) {
+      const deliveredBy = fromOldSet.take(key, now)
+      if (deliveredBy >= 0) {
         deduplicated++
-        return passed(dispatch.shard)
+        return passed(deliveredBy, dispatch.shard)
       }
       const entry: Staged = { dispatch, key, at: now, matched: false }
       staged.push(entry)
@@ -168,14 +217,14 @@ export const make = (options: {
       }
       if (drop > 0) staged = staged.slice(drop)
     },
-    caughtUp: () => waiting.size === 0,
+    caughtUp: () => waiting !== undefined && waiting.size === 0,
     flush: (now) => {
       switchedAt = now
       const out: Array<Dispatch> = []
       for (const entry of staged) {
         if (entry.matched) continue
         out.push(entry.dispatch)
-        fromNewSet.add(entry.key, now) // delivered now: the old set's late copy must be dropped
+        fromNewSet.add(entry.key, entry.dispatch.shard, now) // delivered now: the old set's late copy must be dropped
       }
       staged = []
       unmatched.clear()
@@ -185,11 +234,11 @@ export const make = (options: {
     fromOld: (dispatch, now) => {
       if (switchedAt === undefined || now >= switchedAt + windowMs) return false
       const key = identity(dispatch)
-      if (fromNewSet.take(key, now)) {
+      if (fromNewSet.take(key, now) >= 0) {
         deduplicated++
         return false
       }
-      fromOldSet.add(key, now)
+      fromOldSet.add(key, dispatch.shard, now)
       return true
     },
     fromNew: (dispatch, now) => {
@@ -197,11 +246,11 @@ export const make = (options: {
       // copy of such an event may come up to a window later still.
       if (switchedAt === undefined || now >= switchedAt + 2 * windowMs) return true
       const key = identity(dispatch)
-      if (fromOldSet.take(key, now)) {
+      if (fromOldSet.take(key, now) >= 0) {
         deduplicated++
         return false
       }
-      fromNewSet.add(key, now)
+      fromNewSet.add(key, dispatch.shard, now)
       return true
     },
     expired: (now) => switchedAt !== undefined && now >= switchedAt + 2 * windowMs,

@@ -6,8 +6,11 @@ const typing = (shard: number, seq: number) =>
   Dispatch.make(shard, seq, "TYPING_START", { channel_id: "1", user_id: "2", timestamp: 1700000000 })
 const message = (shard: number, seq: number, id: string) => Dispatch.make(shard, seq, "MESSAGE_CREATE", { id })
 
+const twoShards = { count: 2, ids: [0, 1] }
+const oneShard = { count: 1, ids: [0] }
+
 const make = (onCaughtUp?: () => void) =>
-  ReshardHandoff.make({ windowMs: 1000, capacity: 1000, newShards: [0, 1], ...(onCaughtUp ? { onCaughtUp } : {}) })
+  ReshardHandoff.make({ windowMs: 1000, capacity: 1000, oldShards: twoShards, newShards: twoShards, ...(onCaughtUp ? { onCaughtUp } : {}) })
 
 describe("ReshardHandoff", () => {
   it("identical payloads are counted, not collapsed: two typing events stay two", () => {
@@ -56,6 +59,48 @@ describe("ReshardHandoff", () => {
     expect(caughtUp).toBe(1)
   })
 
+  it("4 → 6: a new shard's guilds come from two old shards, and each must catch up; one cannot vouch for the other", () => {
+    // New shard 4 holds guilds with (id >> 22) ≡ 4 (mod 6): ≡ 0 or 2 (mod 4), i.e. on old shards 0 and 2.
+    let caughtUp = 0
+    const h = ReshardHandoff.make({
+      windowMs: 1000,
+      capacity: 1000,
+      oldShards: { count: 4, ids: [0, 1, 2, 3] },
+      newShards: { count: 6, ids: [4] },
+      onCaughtUp: () => caughtUp++
+    })
+    h.stage(message(4, 1, "on old 2"), 0)
+    h.recordDelivered(message(2, 9, "on old 2"), 1) // old shard 2 passed new shard 4's start…
+    expect(h.caughtUp()).toBe(false) // …but old shard 0 (lagging) may still hold earlier events of its guilds
+    h.recordDelivered(message(0, 5, "on old 0"), 2) // old shard 0 is ahead: remembered…
+    h.stage(message(4, 2, "on old 0"), 3) // …and new shard 4's copy proves it passed too
+    expect(h.caughtUp()).toBe(true)
+    expect(caughtUp).toBe(1)
+  })
+
+  it("k → 2k: each new shard has exactly one old shard, so one delivery each catches up", () => {
+    const h = ReshardHandoff.make({ windowMs: 1000, capacity: 1000, oldShards: twoShards, newShards: { count: 4, ids: [0, 1, 2, 3] } })
+    for (const n of [0, 1, 2, 3]) {
+      expect(h.caughtUp()).toBe(false)
+      h.stage(message(n, 1, `e${n}`), n)
+      h.recordDelivered(message(n % 2, 10 + n, `e${n}`), n) // new shard n's guilds are all on old shard n mod 2
+    }
+    expect(h.caughtUp()).toBe(true)
+  })
+
+  it(`past ${ReshardHandoff.MaxCatchUpPairs} shard pairs the catch-up is not tracked: never caught up before the window`, () => {
+    const ids = (count: number) => Array.from({ length: count }, (_, i) => i)
+    // 400 and 401 are coprime: every old shard can share a guild with every new shard (160 400 pairs).
+    const h = ReshardHandoff.make({ windowMs: 1000, capacity: 1000, oldShards: { count: 400, ids: ids(400) }, newShards: { count: 401, ids: ids(401) } })
+    h.stage(message(0, 1, "a"), 0)
+    h.recordDelivered(message(0, 5, "a"), 1)
+    expect(h.caughtUp()).toBe(false)
+    const small = ReshardHandoff.make({ windowMs: 1000, capacity: 1000, oldShards: { count: 2, ids: [0] }, newShards: { count: 3, ids: [0] } })
+    small.stage(message(0, 1, "a"), 0)
+    small.recordDelivered(message(0, 5, "a"), 1)
+    expect(small.caughtUp()).toBe(true) // 2 → 3 with one shard each here: one pair, matched
+  })
+
   it("after the switch each event goes through whichever set has it first, once, within the window", () => {
     const h = make()
     h.flush(0)
@@ -91,7 +136,7 @@ describe("ReshardHandoff", () => {
   })
 
   it("memory is bounded by capacity: past it the oldest remembered delivery is forgotten", () => {
-    const h = ReshardHandoff.make({ windowMs: 1000, capacity: 2, newShards: [0] })
+    const h = ReshardHandoff.make({ windowMs: 1000, capacity: 2, oldShards: oneShard, newShards: oneShard })
     h.recordDelivered(message(0, 1, "a"), 0)
     h.recordDelivered(message(0, 2, "b"), 1)
     h.recordDelivered(message(0, 3, "c"), 2) // "a" is forgotten
@@ -101,7 +146,7 @@ describe("ReshardHandoff", () => {
   })
 
   it("staged events are bounded by capacity too: past it the oldest is dropped (its copy taken as delivered)", () => {
-    const h = ReshardHandoff.make({ windowMs: 1000, capacity: 2, newShards: [0] })
+    const h = ReshardHandoff.make({ windowMs: 1000, capacity: 2, oldShards: oneShard, newShards: oneShard })
     h.stage(message(0, 1, "a"), 0)
     h.stage(message(0, 2, "b"), 1)
     h.stage(message(0, 3, "c"), 2)

@@ -114,6 +114,28 @@ describe("resharding", () => {
     { arbitrary: { runs: 12 }, timeout: 120_000 }
   )
 
+  it.effect("regression: 4 → 6 with old shard 0 lagging ~2 s: new shard 4's guilds on old shard 0 are not vouched for by old shard 2", () =>
+    Effect.gen(function*() {
+      // Found by the property above (seed 3, lag 1949 ms, gaps up to 147 ms). New shard 4 holds guilds of old
+      // shards 0 and 2. The switch used to wait only until the old set delivered any event new shard 4 had
+      // received — old shard 2 did, at once — while event 112 of guild 16 (old shard 0, new shard 4), sent
+      // before new shard 4's READY, was still in flight on old shard 0: event 144 of that guild went out first.
+      const gateway = yield* makeGateway()
+      const delivered = yield* collect(gateway.events("MESSAGE_CREATE"))
+      yield* advance(1000)
+      const sender = yield* Effect.forkScoped(traffic(150, 147))
+      const reshard = yield* Effect.forkScoped(gateway.reshard(6))
+      for (let t = 0; t < 60_000 && (reshard.pollUnsafe() === undefined || sender.pollUnsafe() === undefined); t += 100) {
+        yield* advance(100)
+      }
+      yield* Fiber.join(reshard)
+      yield* advance(3000)
+      assertExactlyOnceInGuildOrder(delivered, 150)
+    }).pipe(
+      Random.withSeed(3),
+      Effect.provide(environment({ recommendedShards: 4, maxConcurrency: 4, dispatchLatencyMs: { "0/4": 1949 } }))
+    ))
+
   it.effect("regression: events sent just before the last new shard's READY reach only the old set; the switch waits for them", () =>
     Effect.gen(function*() {
       // Found by the property above: the new set's second identify bucket comes up at ~10.2 s; events 76/77
