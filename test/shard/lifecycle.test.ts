@@ -17,8 +17,10 @@ import { SessionStore } from "../../src/SessionStore.ts"
 import type { Shard } from "../../src/Shard.ts"
 import type { ShardPhase } from "../../src/ShardState.ts"
 import { GatewaySimulator, type RecordedFrame } from "../../src/testing/GatewaySimulator.ts"
-import { GatewayTransport } from "../../src/transport/GatewayTransport.ts"
-import { hangingTransport, rewritingTransport, withholdingDispatches } from "../support/transportWrappers.ts"
+import { DispatchSink } from "../../src/DispatchSink.ts"
+import { type GatewayConnection, GatewayTransport } from "../../src/transport/GatewayTransport.ts"
+import type { Frame } from "../../src/transport/TextFrame.ts"
+import { hangingTransport, rewritingTransport, withholdingDispatches, wrapTransport } from "../support/transportWrappers.ts"
 import { advance, advanceInSteps, collectDispatches, guilds, I, layer, messageContents, phaseOf, recordStates, startShard, tau, token } from "./harness.ts"
 
 /** Waits (event-driven, no clock) until the shard reports `phase`: for steps that do real file I/O. */
@@ -377,5 +379,43 @@ describe("commands", () => {
       yield* advanceInSteps(5000)
       expect((yield* sim.connections).length).toBe(0)
       expect((yield* sim.clientFrames({ op: 3 })).length).toBe(0)
+    }).pipe(Effect.provide(layer())))
+})
+
+describe("hand-over to the application", () => {
+  it.effect("after a read that handed dispatches over, the application's consumer runs before the shard reads again", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const log: Array<string> = []
+      // Each read returns one frame, and the next is ready at once: a reader that never yields would read
+      // them all before the consumer ran (it only runs when the reader suspends).
+      const transport = yield* wrapTransport((open) =>
+        Effect.map(open, (connection): GatewayConnection => {
+          const buffered: Array<Frame> = []
+          return {
+            ...connection,
+            receive: Effect.suspend(() =>
+              buffered.length > 0 ? Effect.succeed(buffered) : Effect.map(connection.receive, (frames) => {
+                buffered.push(...frames)
+                return buffered
+              })
+            ).pipe(Effect.map((frames) => {
+              log.push("read") // a read that returned a frame
+              return [frames.shift()!] as const
+            }))
+          }
+        })
+      )
+      const sink = yield* DispatchSink
+      yield* Effect.forkScoped(Stream.runForEach(
+        yield* sink.subscription({ names: ["MESSAGE_CREATE"] }),
+        (dispatch) => Effect.sync(() => log.push(`got ${(dispatch.data as { readonly content: string }).content}`))
+      ))
+      yield* startShard().pipe(Effect.provideService(GatewayTransport, transport))
+      yield* advance(2000)
+      log.length = 0
+      yield* Effect.forEach(["a", "b", "c"], (content) => sim.dispatch("MESSAGE_CREATE", { guild_id: guilds[0], content }), { discard: true })
+      yield* advance(100)
+      expect(log).toEqual(["read", "got a", "read", "got b", "read", "got c"])
     }).pipe(Effect.provide(layer())))
 })
