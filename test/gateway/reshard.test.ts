@@ -39,6 +39,26 @@ const assertExactlyOnceInGuildOrder = (delivered: ReadonlyArray<Dispatch>, count
   }
 }
 
+/**
+ * A Gateway resharded to `to` while `count` MESSAGE_CREATEs go out with gaps up to `maxGapMs`; returns what
+ * subscribers got, once the reshard and the traffic are done (bounded: 60 s of virtual time) and 3 s more
+ * passed for late copies.
+ */
+const reshardUnderTraffic = (to: number, count: number, maxGapMs: number) =>
+  Effect.gen(function*() {
+    const gateway = yield* makeGateway()
+    const delivered = yield* collect(gateway.events("MESSAGE_CREATE"))
+    yield* advance(1000)
+    const sender = yield* Effect.forkScoped(traffic(count, maxGapMs))
+    const reshard = yield* Effect.forkScoped(gateway.reshard(to))
+    for (let t = 0; t < 60_000 && (reshard.pollUnsafe() === undefined || sender.pollUnsafe() === undefined); t += 100) {
+      yield* advance(100)
+    }
+    yield* Fiber.join(reshard)
+    yield* advance(3000)
+    return delivered
+  })
+
 describe("resharding", () => {
   it.effect.prop(
     "reshard 4 → 8 under continuous traffic, random timings on both sets and a random switch moment: every event once, in per-guild order",
@@ -96,17 +116,7 @@ describe("resharding", () => {
     },
     ({ lag, laggingShard, maxGap, seed }) =>
       Effect.gen(function*() {
-        const gateway = yield* makeGateway()
-        const delivered = yield* collect(gateway.events("MESSAGE_CREATE"))
-        yield* advance(1000)
-        const sender = yield* Effect.forkScoped(traffic(150, maxGap))
-        const reshard = yield* Effect.forkScoped(gateway.reshard(6))
-        for (let t = 0; t < 60_000 && (reshard.pollUnsafe() === undefined || sender.pollUnsafe() === undefined); t += 100) {
-          yield* advance(100)
-        }
-        yield* Fiber.join(reshard)
-        yield* advance(3000)
-        assertExactlyOnceInGuildOrder(delivered, 150)
+        assertExactlyOnceInGuildOrder(yield* reshardUnderTraffic(6, 150, maxGap), 150)
       }).pipe(
         Random.withSeed(seed),
         Effect.provide(environment({ recommendedShards: 4, maxConcurrency: 4, dispatchLatencyMs: { [`${laggingShard}/4`]: lag } }))
@@ -120,17 +130,7 @@ describe("resharding", () => {
       // shards 0 and 2. The switch used to wait only until the old set delivered any event new shard 4 had
       // received — old shard 2 did, at once — while event 112 of guild 16 (old shard 0, new shard 4), sent
       // before new shard 4's READY, was still in flight on old shard 0: event 144 of that guild went out first.
-      const gateway = yield* makeGateway()
-      const delivered = yield* collect(gateway.events("MESSAGE_CREATE"))
-      yield* advance(1000)
-      const sender = yield* Effect.forkScoped(traffic(150, 147))
-      const reshard = yield* Effect.forkScoped(gateway.reshard(6))
-      for (let t = 0; t < 60_000 && (reshard.pollUnsafe() === undefined || sender.pollUnsafe() === undefined); t += 100) {
-        yield* advance(100)
-      }
-      yield* Fiber.join(reshard)
-      yield* advance(3000)
-      assertExactlyOnceInGuildOrder(delivered, 150)
+      assertExactlyOnceInGuildOrder(yield* reshardUnderTraffic(6, 150, 147), 150)
     }).pipe(
       Random.withSeed(3),
       Effect.provide(environment({ recommendedShards: 4, maxConcurrency: 4, dispatchLatencyMs: { "0/4": 1949 } }))
@@ -140,16 +140,7 @@ describe("resharding", () => {
     Effect.gen(function*() {
       // Found by the property above: the new set's second identify bucket comes up at ~10.2 s; events 76/77
       // are sent ~100 ms before, to guilds of those shards, so only the old set (169 ms late) gets them.
-      const gateway = yield* makeGateway()
-      const delivered = yield* collect(gateway.events("MESSAGE_CREATE"))
-      yield* advance(1000)
-      const sender = yield* Effect.forkScoped(traffic(80, 228))
-      const reshard = yield* Effect.forkScoped(gateway.reshard(8))
-      for (let t = 0; t < 60_000 && (reshard.pollUnsafe() === undefined || sender.pollUnsafe() === undefined); t += 100) {
-        yield* advance(100)
-      }
-      yield* Fiber.join(reshard)
-      assertExactlyOnceInGuildOrder(delivered, 80)
+      assertExactlyOnceInGuildOrder(yield* reshardUnderTraffic(8, 80, 228), 80)
     }).pipe(
       Random.withSeed(-1),
       Effect.provide(environment({ recommendedShards: 4, maxConcurrency: 4, dispatchLatencyMs: { 4: 169, 8: 312 } }))
