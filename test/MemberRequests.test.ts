@@ -4,7 +4,7 @@
  * property test of chunk matching against a stub `send`.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Schema, Scope, Stream } from "effect"
+import { Clock, Effect, Exit, Fiber, Random, Schema, Scope, Stream } from "effect"
 import * as Dispatch from "../src/Dispatch.ts"
 import * as MemberRequests from "../src/MemberRequests.ts"
 import type { RequestGuildMembersData } from "../src/protocol/Payloads.ts"
@@ -94,6 +94,52 @@ describe("MemberRequests: answers", () => {
       yield* advance(10)
       expect((yield* completed(consumer)).map((c) => [c.chunk_index, c.chunk_count])).toEqual([[0, 2], [1, 2]])
     }).pipe(Effect.provide(bigGuilds)))
+
+  it.effect("item 55: malformed GUILD_MEMBERS_CHUNKs, even with the request's nonce, are ignored and break nothing", () =>
+    Effect.gen(function*() {
+      const { requests, sim } = yield* setup()
+      const consumer = yield* consume(requests.request({ guildId: silentGuild, query: "a", limit: 10 }))
+      yield* advance(100)
+      const nonce = (yield* op8Frames)[0]!.d.nonce!
+      const valid = { guild_id: silentGuild, members: [], chunk_index: 0, chunk_count: 2, nonce }
+      yield* sim.dispatch("GUILD_MEMBERS_CHUNK", null) // no d at all
+      for (
+        const malformed of [
+          { chunk_index: 0.5 }, // not an integer index
+          { chunk_count: 1.5 }, // not an integer count
+          { chunk_index: -1 },
+          { chunk_index: 2 }, // index = chunk_count: past the last chunk
+          { chunk_index: 0, chunk_count: 2 ** 21 }, // an absurd chunk_count (a bitmap of 2 MiB)
+          { members: undefined } // no members array
+        ]
+      ) yield* sim.dispatch("GUILD_MEMBERS_CHUNK", { ...valid, ...malformed })
+      yield* advance(10)
+      expect(consumer.chunks).toEqual([])
+      expect(consumer.ended()).toBe(false)
+      // the request still takes its real answer, split as its first valid chunk says
+      yield* sim.dispatch("GUILD_MEMBERS_CHUNK", valid)
+      yield* sim.dispatch("GUILD_MEMBERS_CHUNK", { ...valid, chunk_index: 1 })
+      yield* advance(10)
+      expect((yield* completed(consumer)).map((c) => [c.chunk_index, c.chunk_count])).toEqual([[0, 2], [1, 2]])
+    }).pipe(Effect.provide(bigGuilds)))
+
+  it.effect("item 55: two instances whose random nonce prefixes are equal (one seed) still never share a nonce", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const sent: Array<string> = []
+      const make = MemberRequests.make({
+        send: (_guildId, d) => Effect.sync(() => void sent.push(d.nonce!)),
+        shardOf: () => 0,
+        intents: MemberIntents
+      }).pipe(Random.withSeed("one seed"))
+      const one = yield* make
+      const two = yield* make
+      yield* consume(one.request({ guildId: silentGuild, query: "a", limit: 1 }))
+      yield* consume(two.request({ guildId: silentGuild, query: "a", limit: 1 }))
+      yield* settle
+      expect(sent).toHaveLength(2)
+      expect(sent[0]!.slice(0, 6)).toBe(sent[1]!.slice(0, 6)) // the same random part
+      expect(sent[0]).not.toBe(sent[1])
+    })))
 
   it.effect("item 56: a user_ids request is answered with its members and not_found", () =>
     Effect.gen(function*() {
@@ -230,6 +276,48 @@ describe("MemberRequests: rate limits", () => {
       expect(yield* completed(request)).toHaveLength(1)
     }).pipe(Effect.provide(bigGuilds)))
 
+  it.effect("item 43: malformed RATE_LIMITEDs (no d, a negative or non-numeric retry_after) block nothing and resend nothing", () =>
+    Effect.gen(function*() {
+      const { requests, sim } = yield* setup()
+      const consumer = yield* consume(requests.request({ guildId: silentGuild, query: "a", limit: 1 }))
+      yield* advance(100)
+      const nonce = (yield* op8Frames)[0]!.d.nonce!
+      yield* sim.dispatch("RATE_LIMITED", null)
+      yield* sim.dispatch("RATE_LIMITED", { opcode: 8, retry_after: -1, meta: { guild_id: silentGuild, nonce } })
+      yield* sim.dispatch("RATE_LIMITED", { opcode: 8, retry_after: "5", meta: { guild_id: silentGuild, nonce } })
+      yield* advance(100)
+      const other = yield* consume(requests.request({ guildId: silentGuild, userIds: [memberId(5)] }))
+      yield* advance(100)
+      const frames = yield* op8Frames
+      expect(frames.map((f) => f.d.nonce).filter((n) => n === nonce)).toHaveLength(1) // the request was not sent again
+      expect(frames).toHaveLength(2) // the guild is not blocked: the next request went at once
+      expect(other.ended()).toBe(false)
+      // and the dispatches still reach the requests
+      yield* sim.dispatch("GUILD_MEMBERS_CHUNK", { guild_id: silentGuild, members: [], chunk_index: 0, chunk_count: 1, nonce })
+      yield* advance(10)
+      expect(yield* completed(consumer)).toHaveLength(1)
+    }).pipe(Effect.provide(bigGuilds)))
+
+  it.effect("item 43: a rate-limited request waiting out its block is not failed when its shard's session is lost; it is sent after the block", () =>
+    Effect.gen(function*() {
+      const { requests, sim } = yield* setup()
+      const consumer = yield* consume(requests.request({ guildId: silentGuild, query: "a", limit: 1 }))
+      yield* advance(100)
+      const nonce = (yield* op8Frames)[0]!.d.nonce!
+      yield* sim.dispatch("RATE_LIMITED", { opcode: 8, retry_after: 5, meta: { guild_id: silentGuild, nonce } })
+      yield* advance(100)
+      const [rateLimited] = yield* rateLimitedFrames
+      yield* requests.shardLost(0, "reconnect") // its frame was refused: no answer is lost
+      yield* advance(10)
+      expect(consumer.ended()).toBe(false)
+      yield* advanceBy(5_000)
+      const resent = (yield* op8Frames).filter((f) => f.at > rateLimited!.at)
+      expect(resent.map((f) => f.d.nonce)).toEqual([nonce])
+      yield* sim.dispatch("GUILD_MEMBERS_CHUNK", { guild_id: silentGuild, members: [], chunk_index: 0, chunk_count: 1, nonce })
+      yield* advance(10)
+      expect(yield* completed(consumer)).toHaveLength(1)
+    }).pipe(Effect.provide(bigGuilds)))
+
   it.effect("items 43 and 44: an all-members request the simulator rate limits is sent again after retry_after and 30 s after its first try", () =>
     Effect.gen(function*() {
       // Two instances on one session (e.g. state lost in a restart): only the simulator knows about the first
@@ -332,6 +420,90 @@ describe("MemberRequests: rate limits", () => {
       expect(second! - first!).toBeGreaterThanOrEqual(30_000)
       expect(yield* rateLimitedFrames).toEqual([])
     }).pipe(Effect.provide(bigGuilds)))
+})
+
+describe("MemberRequests: abandoned requests", () => {
+  it.effect("item 44: an all-members request interrupted while its frame is being sent counts as sent: the next one still waits 30 s", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const sent: Array<number> = []
+      const requests = yield* MemberRequests.make({
+        // the first frame is handed over but its send never completes (it may still go out, e.g. queued in the shard)
+        send: () => Effect.flatMap(Clock.currentTimeMillis, (at) => sent.push(at) === 1 ? Effect.never : Effect.void),
+        shardOf: () => 0,
+        intents: MemberIntents
+      })
+      const first = yield* consume(requests.request({ guildId: guild, query: "", limit: 0 }))
+      yield* advance(1_000)
+      yield* Fiber.interrupt(first.fiber) // the caller gives up
+      const second = yield* consume(requests.request({ guildId: guild, query: "", limit: 0 }))
+      yield* advance(10_000)
+      expect(sent).toHaveLength(1)
+      yield* advance(20_000)
+      expect(sent).toHaveLength(2)
+      expect(sent[1]! - sent[0]!).toBeGreaterThanOrEqual(30_000)
+      expect(second.ended()).toBe(false) // waiting for its chunks
+    })))
+
+  it.effect("a request whose consumer stops early is no longer in flight", () =>
+    Effect.gen(function*() {
+      const { requests } = yield* setup()
+      const waiting = yield* consume(requests.request({ guildId: silentGuild, query: "a", limit: 1 }))
+      yield* advance(100)
+      expect(yield* requests.inFlight).toBe(1)
+      yield* Fiber.interrupt(waiting.fiber)
+      yield* settle
+      expect(yield* requests.inFlight).toBe(0)
+      // a stream taken only in part (the first of 3 chunks) leaves nothing behind either
+      const firstChunk = yield* Stream.runCollect(Stream.take(requests.request({ guildId: guild, query: "", limit: 0 }), 1))
+      expect(firstChunk).toHaveLength(1)
+      yield* settle
+      expect(yield* requests.inFlight).toBe(0)
+    }).pipe(Effect.provide(bigGuilds)))
+})
+
+describe("MemberRequests: many guilds", () => {
+  it.effect("items 43 and 44: a guild's block, its 30 s spacing and its all-members send under way survive the clean-up of idle guilds (> 1024 guilds)", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const [blocked, spaced, sending] = ["100000000000000001", "100000000000000002", "100000000000000003"]
+      const sent: Array<{ readonly guildId: string; readonly at: number }> = []
+      let sends = 0
+      const requests = yield* MemberRequests.make({
+        send: (guildId) =>
+          Effect.flatMap(Clock.currentTimeMillis, (at) => {
+            sent.push({ guildId, at })
+            // the first all-members send for `sending` never completes (a frame held inside the shard)
+            return guildId === sending && sends++ === 0 ? Effect.never : Effect.void
+          }),
+        shardOf: () => 0,
+        intents: MemberIntents
+      })
+      const sentTo = (guildId: string) => sent.filter((s) => s.guildId === guildId)
+      yield* consume(requests.request({ guildId: sending, query: "", limit: 0 }))
+      yield* advance(31_000) // its 30 s are over: only the send under way keeps its slot
+      yield* requests.onDispatch(Dispatch.make(0, 1, "RATE_LIMITED", { opcode: 8, retry_after: 60, meta: { guild_id: blocked } }))
+      yield* consume(requests.request({ guildId: spaced, query: "", limit: 0 }))
+      yield* settle
+      expect(sentTo(spaced)).toHaveLength(1)
+      // requests for 1100 other guilds: their idle per-guild state is cleaned up along the way
+      for (let i = 0; i < 1100; i++) {
+        yield* consume(requests.request({ guildId: String(200000000000000000n + BigInt(i)), userIds: [memberId(0)] }))
+      }
+      yield* settle
+      expect(sent).toHaveLength(1102)
+      yield* consume(requests.request({ guildId: blocked, userIds: [memberId(0)] }))
+      yield* consume(requests.request({ guildId: spaced, query: "", limit: 0 }))
+      yield* consume(requests.request({ guildId: sending, query: "", limit: 0 }))
+      yield* advance(1_000)
+      expect(sentTo(blocked)).toEqual([]) // item 43: 60 s block
+      expect(sentTo(spaced)).toHaveLength(1) // item 44: 30 s since the first
+      expect(sentTo(sending)).toHaveLength(1) // item 44: the first is still being sent
+      yield* advance(30_000)
+      expect(sentTo(spaced).map((s) => s.at - sentTo(spaced)[0]!.at)).toEqual([0, 30_000])
+      expect(sentTo(blocked)).toEqual([])
+      yield* advance(30_000)
+      expect(sentTo(blocked).map((s) => s.at)).toEqual([31_000 + 60_000])
+      expect(sentTo(sending)).toHaveLength(1)
+    })))
 })
 
 describe("MemberRequests: failing cleanly", () => {
@@ -452,6 +624,18 @@ describe("MemberRequests: failing cleanly", () => {
       expect(error.message).toContain("10000 ms")
     }).pipe(Effect.provide(bigGuilds)))
 
+  it.effect("by default a sent request fails with Timeout after 60 s without a chunk", () =>
+    Effect.gen(function*() {
+      const { requests } = yield* setup()
+      const consumer = yield* consume(requests.request({ guildId: silentGuild, query: "a", limit: 1 }))
+      yield* advanceBy(59_500)
+      expect(consumer.ended()).toBe(false)
+      yield* advanceBy(1_000)
+      const error = yield* failureOf(consumer)
+      expect(error.reason).toBe("Timeout")
+      expect(error.message).toContain("60000 ms")
+    }).pipe(Effect.provide(bigGuilds)))
+
   it.effect("the idle timeout counts from the last chunk: a slow answer still completes", () =>
     Effect.gen(function*() {
       const { requests, sim } = yield* setup({ extra: { timeout: "10 seconds" } })
@@ -468,6 +652,7 @@ describe("MemberRequests: failing cleanly", () => {
 })
 
 describe("MemberRequests: local validation (item 56)", () => {
+  const untyped = (options: object) => options as MemberRequests.MemberRequestOptions
   const many = Array.from({ length: 101 }, (_, i) => memberId(i))
   const cases: ReadonlyArray<readonly [string, MemberRequests.MemberRequestOptions, MemberRequests.MemberRequestFailure, string]> = [
     ["a guild id that is not a snowflake", { guildId: "my-guild", query: "a", limit: 1 }, "InvalidRequest", "snowflake"],
@@ -480,14 +665,22 @@ describe("MemberRequests: local validation (item 56)", () => {
     ["limit with userIds", { guildId: guild, userIds: [memberId(0)], limit: 5 }, "InvalidRequest", "query requests only"],
     ["a user id that is not a snowflake", { guildId: guild, userIds: [memberId(0), "bob"] }, "InvalidRequest", "userIds[1]"],
     ["all members without GUILD_MEMBERS", { guildId: guild, query: "", limit: 0 }, "MissingIntent", "GUILD_MEMBERS"],
-    ["presences without GUILD_PRESENCES", { guildId: guild, userIds: [memberId(0)], presences: true }, "MissingIntent", "GUILD_PRESENCES"]
+    ["presences without GUILD_PRESENCES", { guildId: guild, userIds: [memberId(0)], presences: true }, "MissingIntent", "GUILD_PRESENCES"],
+    // what a caller without types (JavaScript, parsed JSON) may pass
+    ["presences that is not a boolean", untyped({ guildId: guild, userIds: [memberId(0)], presences: "yes" }), "InvalidRequest", "presences must be a boolean"],
+    ["a query that is not a string", untyped({ guildId: guild, query: 5, limit: 1 }), "InvalidRequest", "query must be a string"],
+    ["a limit that is not an integer", { guildId: guild, query: "a", limit: 1.5 }, "InvalidRequest", "non-negative integer"],
+    ["userIds that is one id, not an array", untyped({ guildId: guild, userIds: memberId(0) }), "InvalidRequest", "at least one"],
+    ["a first user id that is not a snowflake", { guildId: guild, userIds: ["bob", memberId(0)] }, "InvalidRequest", "userIds[0]"],
+    ["a user id that is a number, not a string", untyped({ guildId: guild, userIds: [12345] }), "InvalidRequest", "userIds[0]"]
   ]
 
   it.effect("item 56: invalid requests are refused locally with a message that says what to fix; nothing is sent", () =>
     Effect.gen(function*() {
       const { requests } = yield* setup({ intents: Intents.Guilds | Intents.GuildMessages })
       for (const [name, options, reason, fix] of cases) {
-        const error = yield* Effect.flip(Stream.runCollect(requests.request(options)))
+        // failureOf: a request accepted by mistake fails the test at once instead of waiting for chunks
+        const error = yield* failureOf(yield* consume(requests.request(options)))
         expect(error, name).toBeInstanceOf(MemberRequests.MemberRequestError)
         expect(error.reason, name).toBe(reason)
         expect(error.message, name).toContain(fix)
@@ -515,6 +708,14 @@ describe("MemberRequests: local validation (item 56)", () => {
     })
     const hundred = Array.from({ length: 100 }, (_, i) => memberId(i)) // the most one request may name
     expect(MemberRequests.validateRequest({ guildId: guild, userIds: hundred }, 0)).toEqual({ guild_id: guild, user_ids: hundred })
+  })
+
+  it("validateRequest copies userIds: the caller changing its array afterwards does not change the request", () => {
+    const ids = [memberId(0), memberId(1)]
+    const d = MemberRequests.validateRequest({ guildId: guild, userIds: ids }, 0)
+    ids[0] = "bob"
+    ids.push(memberId(2))
+    expect(d).toEqual({ guild_id: guild, user_ids: [memberId(0), memberId(1)] })
   })
 })
 
