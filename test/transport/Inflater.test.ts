@@ -192,6 +192,55 @@ describe("Inflater zlib-stream", () => {
       ])).toEqual([[texts[0], texts[1], texts[2]], [], [texts[3], texts[4]]])
     }))
 
+  it("endsWithSyncFlush: only the whole marker 00 00 ff ff at the end counts", () => {
+    expect(Inflater.endsWithSyncFlush(Uint8Array.of(7, 0, 0, 0xff, 0xff))).toBe(true)
+    expect(Inflater.endsWithSyncFlush(Uint8Array.of(0, 0, 0xff, 0xff))).toBe(true)
+    expect(Inflater.endsWithSyncFlush(Uint8Array.of(1, 0, 0xff, 0xff))).toBe(false)
+    expect(Inflater.endsWithSyncFlush(Uint8Array.of(0, 1, 0xff, 0xff))).toBe(false)
+    expect(Inflater.endsWithSyncFlush(Uint8Array.of(0, 0, 0xff, 0xfe))).toBe(false)
+    expect(Inflater.endsWithSyncFlush(Uint8Array.of(0, 0xff, 0xff))).toBe(false)
+  })
+
+  it.effect("a short piece ending in ff ff completes a message only when the pieces before it end in 00 00", () =>
+    Effect.gen(function*() {
+      /** A message of pseudo-random characters (U+0100–U+07FF): its compressed bytes vary enough to hold ff ff. */
+      const varied = (seed: number) => {
+        let state = seed
+        let content = ""
+        for (let i = 0; i < 30_000; i++) {
+          state = (Math.imul(state, 1664525) + 1013904223) >>> 0
+          content += String.fromCharCode(0x100 + (state >>> 8) % 0x700)
+        }
+        return JSON.stringify({ op: 0, s: seed, t: "MESSAGE_CREATE", d: { content } })
+      }
+      // find an ff ff inside a message, not preceded by 00 00: a piece ending there does not end the message
+      let found: { readonly text: string; readonly bytes: Buffer; readonly at: number } | undefined
+      for (let seed = 1; seed <= 20 && found === undefined; seed++) {
+        const text = varied(seed)
+        const [bytes] = yield* compressAll("zlib-stream", [text])
+        for (let i = 4; i < bytes!.length - 8 && found === undefined; i++) {
+          if (bytes![i] === 0xff && bytes![i + 1] === 0xff && !(bytes![i - 2] === 0 && bytes![i - 1] === 0)) {
+            found = { text, bytes: bytes!, at: i }
+          }
+        }
+      }
+      expect(found).toBeDefined()
+      const { at, bytes, text } = found!
+      const inflater = yield* Inflater.make("zlib-stream")
+      const [messages] = yield* pushEach(inflater, [[bytes.subarray(0, at), bytes.subarray(at, at + 2), bytes.subarray(at + 2)]])
+      expect(messages!.length).toBe(1)
+      expect(shown(messages!)[0] === text).toBe(true) // (not toEqual: no diff of 60 KB strings)
+    }))
+
+  it.effect("closing the Scope releases the zlib context: a later push fails with FrameDecodeError", () =>
+    Effect.gen(function*() {
+      const [first, second] = yield* compressAll("zlib-stream", [message(0), message(1)])
+      const inflater = yield* Effect.scoped(Effect.tap(Inflater.make("zlib-stream"), (i) => i.push([first!])))
+      const error = yield* Effect.flip(inflater.push([second!]))
+      expect(error).toBeInstanceOf(FrameDecodeError)
+      expect(error.message).toContain("closed")
+    }))
+
   it.effect("a message split over three frames, with a one-byte middle piece", () =>
     Effect.gen(function*() {
       const [first, second] = yield* compressAll("zlib-stream", [message(0), message(1, 3000)])
