@@ -4,8 +4,9 @@
  * during a reshard.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Stream } from "effect"
+import { Effect, Fiber, Layer, Metric, Stream } from "effect"
 import { IdentifyRateLimiter } from "../../src/IdentifyRateLimiter.ts"
+import { Intents } from "../../src/protocol/Intents.ts"
 import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
 import { advance, environment, guildIds, makeGateway } from "./harness.ts"
 
@@ -146,4 +147,142 @@ describe("Gateway: fatal closes around a reshard", () => {
       const status = yield* gateway.status
       expect([status.ended, status.shardCount, status.ready]).toEqual([false, 4, true])
     }).pipe(Effect.provide(environment({ recommendedShards: 2 }))))
+})
+
+describe("Gateway: stopping", () => {
+  it.effect("shutdown() stops every shard resumably by default (close 4000) and ends the dispatch streams", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const gateway = yield* makeGateway()
+      const stream = yield* Effect.forkScoped(Stream.runDrain(gateway.dispatches()))
+      yield* advance(6000)
+      yield* gateway.shutdown()
+      yield* advance(100)
+      expect((yield* sim.connections).map((c) => c.closeCode)).toEqual([4000, 4000])
+      expect(stream.pollUnsafe()).toBeDefined() // ended, not waiting for the Gateway's Scope to close
+    }).pipe(Effect.provide(environment({ recommendedShards: 2 }))))
+
+  it.effect("after a fatal close the other shards end their sessions (close 1000), they are not kept for a RESUME", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const gateway = yield* makeGateway()
+      yield* advance(6000)
+      yield* sim.close([1, 2], 4014)
+      yield* advance(100)
+      expect((yield* gateway.status).ended).toBe(true)
+      expect((yield* sim.connections).map((c) => c.closeCode)).toEqual([1000, 4014])
+    }).pipe(Effect.provide(environment({ recommendedShards: 2 }))))
+
+  it.effect("shutdown during a reshard also stops the new set's shards", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const gateway = yield* makeGateway()
+      yield* advance(6000)
+      yield* Effect.forkScoped(Effect.ignore(gateway.reshard(4)))
+      const newSet = Effect.map(sim.connections, (all) => all.filter((c) => c.shard?.[1] === 4))
+      for (let t = 0; t < 30_000 && (yield* newSet).length === 0; t += 100) yield* advance(100)
+      expect((yield* newSet).length).toBeGreaterThan(0)
+      yield* gateway.shutdown()
+      yield* advance(30_000)
+      expect((yield* sim.connections).every((c) => c.closedAt !== null)).toBe(true)
+    }).pipe(Effect.provide(environment({ recommendedShards: 2 }))))
+
+  it.effect("a reshard after the Gateway ended is refused with reason ended", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const gateway = yield* makeGateway()
+      yield* advance(6000)
+      yield* gateway.shutdown()
+      const attempt = yield* Effect.forkScoped(Effect.flip(gateway.reshard(4)))
+      yield* advance(100)
+      expect(attempt.pollUnsafe()).toBeDefined() // refused at once
+      expect((yield* Fiber.join(attempt)).reason).toBe("ended")
+      yield* advance(10_000)
+      expect((yield* sim.connections).length).toBe(2)
+    }).pipe(Effect.provide(environment({ recommendedShards: 2 }))))
+})
+
+describe("Gateway: metrics and the reshard budget", () => {
+  it.effect("the dispatch counts reach the metric every 10 s while the Gateway runs", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      yield* makeGateway()
+      yield* advance(6000)
+      for (let i = 0; i < 3; i++) yield* sim.dispatch("MESSAGE_CREATE", { guild_id: guildIds(32)[0], content: `${i}` })
+      const counted = Effect.map(Metric.snapshot, (all) =>
+        all.filter((m) => m.id === "discord_gateway_dispatches_total" && m.attributes?.event === "MESSAGE_CREATE")
+          .map((m) => (m.state as { readonly count: number }).count))
+      yield* advance(3000) // 9 s: the flush at 10 s has not run yet
+      expect(yield* counted).toEqual([])
+      yield* advance(1500)
+      expect(yield* counted).toEqual([3])
+    }).pipe(
+      Effect.provide(environment({ recommendedShards: 1 })),
+      Effect.provideService(Metric.MetricRegistry, new Map())
+    ))
+
+  it.effect("a reshard counts in the reshards metric", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway()
+      yield* advance(1000)
+      const reshard = yield* Effect.forkScoped(gateway.reshard(4))
+      for (let t = 0; t < 60_000 && reshard.pollUnsafe() === undefined; t += 500) yield* advance(500)
+      yield* Fiber.join(reshard)
+      const counts = (yield* Metric.snapshot).filter((m) => m.id === "discord_gateway_reshards_total")
+        .map((m) => (m.state as { readonly count: number }).count)
+      expect(counts).toEqual([1])
+    }).pipe(
+      Effect.provide(environment({ recommendedShards: 2, maxConcurrency: 4 })),
+      Effect.provideService(Metric.MetricRegistry, new Map())
+    ))
+
+  it.effect("a reshard whose new set needs exactly the session starts left is not refused", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway()
+      yield* advance(1000) // 2 IDENTIFYs: 4 of 6 left
+      const reshard = yield* Effect.forkScoped(gateway.reshard(4))
+      for (let t = 0; t < 60_000 && reshard.pollUnsafe() === undefined; t += 500) yield* advance(500)
+      yield* Fiber.join(reshard)
+      expect((yield* gateway.status).shardCount).toBe(4)
+    }).pipe(Effect.provide(environment({
+      recommendedShards: 2,
+      maxConcurrency: 4,
+      sessionStartLimit: { total: 1000, remaining: 6, resetAfterMs: 3_600_000 }
+    }))))
+})
+
+describe("Gateway: after a reshard's switch", () => {
+  it.effect("the Gateway says GATEWAY_READY again for the new set", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway()
+      const ready = yield* collect(gateway.events("GATEWAY_READY"))
+      yield* advance(1000)
+      expect(ready.map((d) => d.data)).toEqual([{ shards: 2 }])
+      const reshard = yield* Effect.forkScoped(gateway.reshard(4))
+      for (let t = 0; t < 60_000 && reshard.pollUnsafe() === undefined; t += 500) yield* advance(500)
+      yield* Fiber.join(reshard)
+      expect(ready.map((d) => d.data)).toEqual([{ shards: 2 }, { shards: 4 }])
+    }).pipe(Effect.provide(environment({ recommendedShards: 2, maxConcurrency: 4 }))))
+
+  it.effect("the old set stays up after the dedup window while a member request on it is still answered", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const gateway = yield* makeGateway({ intents: Intents.Guilds | Intents.GuildMembers })
+      yield* advance(1000)
+      const silentGuild = "222222222222222222" // no simulated session answers op 8 for it
+      const request = yield* Effect.forkScoped(Stream.runCollect(gateway.requestMembers({ guildId: silentGuild, query: "a", limit: 1 })))
+      yield* advance(100)
+      const nonce = ((yield* sim.clientFrames({ op: 8 }))[0]!.d as { readonly nonce: string }).nonce
+      const reshard = yield* Effect.forkScoped(gateway.reshard(4))
+      const phase = Effect.map(gateway.status, (s) => s.reshard?.phase)
+      for (let t = 0; t < 60_000 && (yield* phase) !== "draining"; t += 100) yield* advance(100)
+      expect(yield* phase).toBe("draining")
+      yield* advance(10_000 + 2_000) // past the dedup window, within the drain timeout (10 s more)
+      // the answer reaches the guild's shard in both sets; the old set's member requests know the nonce
+      yield* sim.dispatch("GUILD_MEMBERS_CHUNK", { guild_id: silentGuild, members: [], chunk_index: 0, chunk_count: 1, nonce })
+      yield* advance(100)
+      expect((yield* Fiber.join(request)).length).toBe(1)
+      for (let t = 0; t < 60_000 && reshard.pollUnsafe() === undefined; t += 500) yield* advance(500)
+      yield* Fiber.join(reshard)
+    }).pipe(Effect.provide(environment({ recommendedShards: 2, maxConcurrency: 4 }))))
 })
