@@ -7,6 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Metric, Stream } from "effect"
 import { IdentifyRateLimiter } from "../../src/IdentifyRateLimiter.ts"
 import { Intents } from "../../src/protocol/Intents.ts"
+import { ShardStrategy } from "../../src/ShardStrategy.ts"
 import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
 import { advance, environment, guildIds, makeGateway } from "./harness.ts"
 
@@ -285,4 +286,35 @@ describe("Gateway: after a reshard's switch", () => {
       for (let t = 0; t < 60_000 && reshard.pollUnsafe() === undefined; t += 500) yield* advance(500)
       yield* Fiber.join(reshard)
     }).pipe(Effect.provide(environment({ recommendedShards: 2, maxConcurrency: 4 }))))
+})
+
+describe("Gateway: automatic reshards", () => {
+  it.effect("item 36: a 4011 reshards to /gateway/bot's count when it is larger than the current count × 2", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const gateway = yield* makeGateway({ shards: ShardStrategy.fixed(2) })
+      yield* advance(1000)
+      yield* sim.close([1, 2], 4011)
+      for (let t = 0; t < 60_000 && (yield* gateway.status).shardCount === 2; t += 500) yield* advance(500)
+      expect((yield* gateway.status).shardCount).toBe(8) // max(recommended 8, 2 × 2)
+    }).pipe(Effect.provide(environment({ recommendedShards: 8, maxConcurrency: 8 }))))
+
+  it.effect("the periodic check reshards when /gateway/bot recommends more shards than are running", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway({ shards: ShardStrategy.fixed(2), reshard: { check: { interval: "30 seconds" } } })
+      yield* advance(1000)
+      expect((yield* gateway.status).shardCount).toBe(2) // 16 guilds per shard: far under the default 1000
+      for (let t = 0; t < 65_000 && (yield* gateway.status).reshard?.phase !== "done"; t += 500) yield* advance(500)
+      expect((yield* gateway.status).shardCount).toBe(4)
+    }).pipe(Effect.provide(environment({ recommendedShards: 4, maxConcurrency: 4 }))))
+
+  it.effect("the periodic check does not reshard while the busiest shard holds exactly maxGuildsPerShard guilds", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway({ reshard: { check: { interval: "30 seconds", maxGuildsPerShard: 8 } } })
+      yield* advance(1000)
+      expect((yield* gateway.status).shards.map((s) => s.guilds)).toEqual([8, 8, 8, 8])
+      for (let t = 0; t < 65_000; t += 500) yield* advance(500) // two checks
+      const status = yield* gateway.status
+      expect([status.shardCount, status.reshard]).toEqual([4, null])
+    }).pipe(Effect.provide(environment({ recommendedShards: 4, maxConcurrency: 4 }))))
 })
