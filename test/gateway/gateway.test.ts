@@ -318,3 +318,35 @@ describe("Gateway: automatic reshards", () => {
       expect([status.shardCount, status.reshard]).toEqual([4, null])
     }).pipe(Effect.provide(environment({ recommendedShards: 4, maxConcurrency: 4 }))))
 })
+
+describe("Gateway: the staleness watchdog", () => {
+  it.effect("only a ready shard that holds guilds is reported stale; the report shows in statusChanges and in the stale-shards metric", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway({ staleAfter: "60 seconds" })
+      const changes = yield* collect(gateway.statusChanges)
+      yield* advance(6000)
+      expect((yield* gateway.status).shards.map((s) => s.guilds)).toEqual([1, 0])
+      for (let t = 0; t < 80_000; t += 1000) yield* advance(1000)
+      // shard 1 has no guild: no dispatch is expected of it
+      expect(changes[changes.length - 1]!.shards.map((s) => [s.phase, s.stale])).toEqual([["ready", true], ["ready", false]])
+      const reported = (yield* Metric.snapshot).filter((m) => m.id === "discord_gateway_stale_shards_total")
+        .map((m) => (m.state as { readonly count: number }).count)
+      expect(reported).toEqual([1])
+    }).pipe(
+      Effect.provide(environment({ recommendedShards: 2, guilds: [guildIds(32)[0]!] })),
+      Effect.provideService(Metric.MetricRegistry, new Map())
+    ))
+
+  it.effect("a shard that cannot reconnect is not reported stale: it is not ready, its connection is the problem", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const gateway = yield* makeGateway({ staleAfter: "60 seconds" })
+      yield* advance(6000)
+      yield* sim.refuseConnections("wss://", true)
+      yield* sim.drop(0)
+      for (let t = 0; t < 80_000; t += 1000) yield* advance(1000)
+      const [shard] = (yield* gateway.status).shards
+      expect(shard!.phase).not.toBe("ready")
+      expect(shard!.stale).toBe(false)
+    }).pipe(Effect.provide(environment({ recommendedShards: 1 }))))
+})
