@@ -308,6 +308,15 @@ describe("Gateway: automatic reshards", () => {
       expect((yield* gateway.status).shardCount).toBe(4)
     }).pipe(Effect.provide(environment({ recommendedShards: 4, maxConcurrency: 4 }))))
 
+  it.effect("by default the periodic check reshards once a shard holds more than 1000 guilds", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway({ reshard: { check: { interval: "30 seconds" } } })
+      yield* advance(1000)
+      expect((yield* gateway.status).shards.map((s) => s.guilds)).toEqual([1001])
+      for (let t = 0; t < 65_000 && (yield* gateway.status).reshard?.phase !== "done"; t += 500) yield* advance(500)
+      expect((yield* gateway.status).shardCount).toBe(2) // max(recommended 1, 1 × 2)
+    }).pipe(Effect.provide(environment({ recommendedShards: 1, guilds: guildIds(1001) }))))
+
   it.effect("the periodic check does not reshard while the busiest shard holds exactly maxGuildsPerShard guilds", () =>
     Effect.gen(function*() {
       const gateway = yield* makeGateway({ reshard: { check: { interval: "30 seconds", maxGuildsPerShard: 8 } } })
@@ -349,4 +358,18 @@ describe("Gateway: the staleness watchdog", () => {
       expect(shard!.phase).not.toBe("ready")
       expect(shard!.stale).toBe(false)
     }).pipe(Effect.provide(environment({ recommendedShards: 1 }))))
+})
+
+describe("Gateway: commands to a shard that is not running", () => {
+  it.effect("ShardNotRunning says whether the shard is stopped or not one of this process's shards", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway()
+      yield* advance(6000)
+      yield* gateway.closeShard(1)
+      const presence = { since: null, activities: [], status: "online", afk: false } as const
+      const stopped = yield* Effect.flip(gateway.send(1, { op: 3, d: presence }))
+      expect(stopped.message).toBe("shard 1 is not running here: it is stopped")
+      const elsewhere = yield* Effect.flip(gateway.openShard(7))
+      expect(elsewhere.message).toBe("shard 7 is not running here: this process runs shards 0, 1 of 2")
+    }).pipe(Effect.provide(environment({ recommendedShards: 2 }))))
 })
