@@ -360,6 +360,21 @@ describe("Gateway: the staleness watchdog", () => {
     }).pipe(Effect.provide(environment({ recommendedShards: 1 }))))
 })
 
+describe("Gateway: guild commands", () => {
+  it.effect("item 52: op 31 is split per owning shard, each shard's frame listing all of its guilds in order", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const gateway = yield* makeGateway()
+      yield* advance(6000)
+      const [g0, g1, g2, g3] = guildIds(4) // guild k routes to shard k % 2
+      yield* gateway.sendToGuild({ op: 31, d: { guild_ids: [g0!, g1!, g2!, g3!] } })
+      yield* advance(100)
+      const frames = yield* sim.clientFrames({ op: 31 })
+      expect(frames.map((f) => [f.shard?.[0], (f.d as { readonly guild_ids: Array<string> }).guild_ids]).sort())
+        .toEqual([[0, [g0, g2]], [1, [g1, g3]]])
+    }).pipe(Effect.provide(environment({ recommendedShards: 2 }))))
+})
+
 describe("Gateway: commands to a shard that is not running", () => {
   it.effect("ShardNotRunning says whether the shard is stopped or not one of this process's shards", () =>
     Effect.gen(function*() {
