@@ -265,6 +265,43 @@ describe("Gateway: after a reshard's switch", () => {
       expect(ready.map((d) => d.data)).toEqual([{ shards: 2 }, { shards: 4 }])
     }).pipe(Effect.provide(environment({ recommendedShards: 2, maxConcurrency: 4 }))))
 
+  it.effect("a member-request stream made before a reshard and run after it goes to the new set", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const gateway = yield* makeGateway({ intents: Intents.Guilds | Intents.GuildMembers })
+      yield* advance(1000)
+      const stream = gateway.requestMembers({ guildId: guildIds(32)[5]!, userIds: ["300000000000000000"] }) // not run yet
+      const reshard = yield* Effect.forkScoped(gateway.reshard(4))
+      for (let t = 0; t < 60_000 && reshard.pollUnsafe() === undefined; t += 500) yield* advance(500)
+      yield* Fiber.join(reshard)
+      const request = yield* Effect.forkScoped(Stream.runCollect(stream))
+      yield* advance(100)
+      expect((yield* Fiber.join(request)).length).toBe(1)
+      expect((yield* sim.clientFrames({ op: 8 })).map((f) => f.shard?.[1])).toEqual([4])
+    }).pipe(Effect.provide(environment({ recommendedShards: 2, maxConcurrency: 4, membersPerGuild: 10 }))))
+
+  it.effect("a presence set during a reshard also reaches the new set's shards that have already identified", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const gateway = yield* makeGateway()
+      yield* advance(6000)
+      const reshard = yield* Effect.forkScoped(gateway.reshard(4))
+      const identified = Effect.map(sim.clientFrames({ op: 2 }), (all) => all.filter((f) => f.shard?.[1] === 4))
+      for (let t = 0; t < 30_000 && (yield* identified).length === 0; t += 100) yield* advance(100)
+      expect((yield* identified).length).toBeLessThan(4) // mid-reshard: max_concurrency 1, 5 s apart
+      yield* gateway.setPresence({ since: null, activities: [], status: "dnd", afk: false })
+      for (let t = 0; t < 120_000 && reshard.pollUnsafe() === undefined; t += 500) yield* advance(500)
+      yield* Fiber.join(reshard)
+      // the shards that identified before setPresence got it as op 3; the later ones identified with it
+      const op3 = (yield* sim.clientFrames({ op: 3 })).filter((f) => f.shard?.[1] === 4).map((f) => f.shard?.[0])
+      const identifies = (yield* sim.clientFrames({ op: 2 })).filter((f) => f.shard?.[1] === 4)
+      for (const id of [0, 1, 2, 3]) {
+        const identify = identifies.find((f) => f.shard?.[0] === id)!
+        const status = (identify.d as { readonly presence?: { readonly status?: string } }).presence?.status
+        expect(status === "dnd" || op3.includes(id), `new shard ${id}`).toBe(true)
+      }
+    }).pipe(Effect.provide(environment({ recommendedShards: 2 }))))
+
   it.effect("the old set stays up after the dedup window while a member request on it is still answered", () =>
     Effect.gen(function*() {
       const sim = yield* GatewaySimulator
