@@ -144,14 +144,16 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
         case "GUILD_UPDATE":
         case "GUILD_DELETE": {
           const startup = dispatch.name === "READY" || readiness.answersReady(dispatch)
+          // A route publishes when it is called (not when its effect runs): it is called once the cache has
+          // the event, so a subscriber never reads the cache behind the event it got.
           return cache.apply(dispatch, layout.count).pipe(
-            Effect.andThen(set.route(dispatch, startup)),
-            Effect.andThen(readiness.observe(dispatch))
+            Effect.andThen(() => set.route(dispatch, startup)),
+            Effect.andThen(() => readiness.observe(dispatch))
           )
         }
         case "GUILD_MEMBERS_CHUNK":
         case "RATE_LIMITED":
-          return Effect.andThen(members.onDispatch(dispatch), set.route(dispatch, false))
+          return Effect.andThen(members.onDispatch(dispatch), () => set.route(dispatch, false))
         default:
           return set.route(dispatch, false)
       }

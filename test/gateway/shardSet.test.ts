@@ -29,6 +29,15 @@ const op8Frames = Effect.gen(function*() {
   return (yield* sim.clientFrames({ op: 8 })).map((f) => ({ at: f.at, nonce: (f.d as { readonly nonce?: string }).nonce }))
 })
 
+/** A Cache whose GUILD_UPDATE takes 50 ms to apply, as a remote backend (Redis) would. */
+const slowCache = Layer.effect(Cache, Effect.map(Cache.makeMemory(), (cache) => ({
+  ...cache,
+  apply: (dispatch, shardCount) =>
+    dispatch.name === "GUILD_UPDATE"
+      ? Effect.andThen(Effect.sleep("50 millis"), cache.apply(dispatch, shardCount))
+      : cache.apply(dispatch, shardCount)
+})))
+
 /** A Cache whose GUILD_UPDATE makes the shard's fiber die (a faulty backend): the shard crashes. */
 const crashingCache = Layer.effect(Cache, Effect.map(Cache.makeMemory(), (cache) => ({
   ...cache,
@@ -97,6 +106,23 @@ describe("ShardSet: subscribers", () => {
       expect((yield* sim.clientFrames({ op: 6 })).length).toBe(1)
       for (const name of ["GUILD_MEMBERS_CHUNK", "RATE_LIMITED", "RESUMED"]) expect(names(), name).toContain(name)
     }).pipe(Effect.provide(environment({ recommendedShards: 1, membersPerGuild: 10 }))))
+
+  it.effect("a subscriber gets a guild event once the cache has it: reading the cache then never sees the old guild", () =>
+    Effect.gen(function*() {
+      // The cache takes 50 ms to apply a GUILD_UPDATE (a remote backend); the subscriber looks the guild up as
+      // soon as it gets the event.
+      const sim = yield* GatewaySimulator
+      const cache = yield* Cache
+      const gateway = yield* makeGateway()
+      const seen: Array<string | undefined> = []
+      yield* Effect.forkScoped(Stream.runForEach(gateway.events("GUILD_UPDATE"), (dispatch) =>
+        Effect.map(cache.guild(dispatch.data.id), (guild) => seen.push(Option.getOrUndefined(guild)?.name))))
+      yield* advance(6000)
+      const id = guildIds(32)[3]!
+      yield* sim.dispatch("GUILD_UPDATE", { id, name: "renamed" })
+      yield* advance(100)
+      expect(seen).toEqual(["renamed"])
+    }).pipe(Effect.provide(Layer.merge(environment({ recommendedShards: 1 }), slowCache))))
 })
 
 describe("ShardSet: member requests and the shard's phase", () => {
