@@ -3,14 +3,7 @@ import { Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
 import { Cache } from "../../src/Cache.ts"
 import { Intents } from "../../src/protocol/Intents.ts"
 import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
-import { advance, environment, guildIds, makeGateway, settle } from "./harness.ts"
-
-const collect = <A, E>(stream: Stream.Stream<A, E>) =>
-  Effect.gen(function*() {
-    const items: Array<A> = []
-    yield* Effect.forkScoped(Stream.runForEach(stream, (a) => Effect.sync(() => items.push(a))))
-    return items
-  })
+import { advance, collect, environment, guildIds, makeGateway, settle } from "./harness.ts"
 
 describe("Gateway readiness (item 53)", () => {
   it.effect("SHARD_READY after every READY guild got GUILD_CREATE or GUILD_DELETE; then GATEWAY_READY", () =>

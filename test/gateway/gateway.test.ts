@@ -9,14 +9,7 @@ import { IdentifyRateLimiter } from "../../src/IdentifyRateLimiter.ts"
 import { Intents } from "../../src/protocol/Intents.ts"
 import { ShardStrategy } from "../../src/ShardStrategy.ts"
 import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
-import { advance, environment, guildIds, makeGateway } from "./harness.ts"
-
-const collect = <A, E>(stream: Stream.Stream<A, E>) =>
-  Effect.gen(function*() {
-    const items: Array<A> = []
-    yield* Effect.forkScoped(Stream.runForEach(stream, (a) => Effect.sync(() => items.push(a))))
-    return items
-  })
+import { advance, collect, environment, guildIds, makeGateway } from "./harness.ts"
 
 describe("Gateway: what every shard is given", () => {
   it.effect("item 2: the compression option reaches every shard's connection URL", () =>

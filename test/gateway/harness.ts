@@ -2,7 +2,7 @@
  * Test harness for Gateway tests: a Gateway wired to the in-process simulator (gateway and /gateway/bot)
  * under TestClock. Heartbeat interval I = 1500 ms.
  */
-import { Layer, Redacted } from "effect"
+import { Effect, Layer, Redacted, Stream } from "effect"
 import { Cache } from "../../src/Cache.ts"
 import { Gateway, type GatewayLayerOptions } from "../../src/Gateway.ts"
 import { GatewayInfo } from "../../src/GatewayInfo.ts"
@@ -37,3 +37,11 @@ export const baseOptions: GatewayLayerOptions = {
 /** Builds a Gateway in the current Scope. */
 export const makeGateway = (options: Partial<GatewayLayerOptions> = {}) =>
   Gateway.make({ ...baseOptions, ...options })
+
+/** Everything `stream` emits from now on, in the test's Scope (a stream that fails just stops). */
+export const collect = <A, E>(stream: Stream.Stream<A, E>) =>
+  Effect.gen(function*() {
+    const items: Array<A> = []
+    yield* Effect.forkScoped(Stream.runForEach(stream, (a) => Effect.sync(() => items.push(a))).pipe(Effect.ignore))
+    return items
+  })

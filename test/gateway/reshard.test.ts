@@ -5,16 +5,9 @@ import { Intents } from "../../src/protocol/Intents.ts"
 import { SessionStore } from "../../src/SessionStore.ts"
 import { ShardStrategy } from "../../src/ShardStrategy.ts"
 import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
-import { advance, environment, guildIds, makeGateway } from "./harness.ts"
+import { advance, collect, environment, guildIds, makeGateway } from "./harness.ts"
 
 const guilds = guildIds(32)
-
-const collect = (stream: Stream.Stream<Dispatch, unknown>) =>
-  Effect.gen(function*() {
-    const items: Array<Dispatch> = []
-    yield* Effect.forkScoped(Stream.runForEach(stream, (d) => Effect.sync(() => items.push(d))).pipe(Effect.ignore))
-    return items
-  })
 
 /** Sends `count` MESSAGE_CREATEs (content = index) to guilds round-robin, `gapMs` apart on average. */
 const traffic = (count: number, maxGapMs: number) =>

@@ -10,14 +10,7 @@ import { Cache } from "../../src/Cache.ts"
 import type { GatewayStatus } from "../../src/GatewayStatus.ts"
 import { Intents } from "../../src/protocol/Intents.ts"
 import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
-import { advance, environment, guildIds, makeGateway, settle } from "./harness.ts"
-
-const collect = <A, E>(stream: Stream.Stream<A, E>) =>
-  Effect.gen(function*() {
-    const items: Array<A> = []
-    yield* Effect.forkScoped(Stream.runForEach(stream, (a) => Effect.sync(() => items.push(a))))
-    return items
-  })
+import { advance, collect, environment, guildIds, makeGateway, settle } from "./harness.ts"
 
 const memberIntents = Intents.Guilds | Intents.GuildMembers
 /** A guild id no simulated session holds: op 8 for it is never answered. */
