@@ -172,6 +172,10 @@ export const make = (options: {
   let released = 0
   let deduplicated = 0
 
+  // No old shard here can share a guild with a new shard here (each process runs some ids of each set):
+  // nothing to catch up with.
+  if (waiting?.size === 0) options.onCaughtUp?.()
+
   /** Old shard `from` delivered an event new shard `to` received: it has passed that shard's start. */
   const passed = (from: number, to: number) => {
     if (waiting === undefined || !waiting.delete(from * newCount + to) || waiting.size > 0) return

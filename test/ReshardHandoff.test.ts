@@ -88,6 +88,14 @@ describe("ReshardHandoff", () => {
     expect(h.caughtUp()).toBe(true)
   })
 
+  it("no old shard here can share a guild with a new shard here: caught up at once, and told so once", () => {
+    let caughtUp = 0
+    // 4 → 6 with old shard 1 and new shard 0 in this process: 1 and 0 differ modulo gcd(4, 6) = 2.
+    const h = ReshardHandoff.make({ windowMs: 1000, capacity: 1000, oldShards: { count: 4, ids: [1] }, newShards: { count: 6, ids: [0] }, onCaughtUp: () => caughtUp++ })
+    expect(h.caughtUp()).toBe(true)
+    expect(caughtUp).toBe(1)
+  })
+
   it(`past ${ReshardHandoff.MaxCatchUpPairs} shard pairs the catch-up is not tracked: never caught up before the window`, () => {
     const ids = (count: number) => Array.from({ length: count }, (_, i) => i)
     // 400 and 401 are coprime: every old shard can share a guild with every new shard (160 400 pairs).
