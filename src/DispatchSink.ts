@@ -49,7 +49,12 @@ interface Subscriber {
 }
 
 export class DispatchSink extends Context.Service<DispatchSink, {
-  /** Publishes one dispatch to every subscriber that wants it (may wait, per "suspend" subscribers). */
+  /**
+   * Publishes one dispatch to every subscriber that wants it. It acts when called: every buffer with room
+   * gets the dispatch then (no effect is built per event); the returned effect only waits for "suspend"
+   * subscribers that were full. So call it when the dispatch is to go out, not while building a chain whose
+   * earlier steps must run first.
+   */
   readonly publish: (dispatch: Dispatch) => Effect.Effect<void>
   /** Subscribes now (in the current Scope): nothing published after this call is missed. */
   readonly subscription: (

@@ -474,7 +474,7 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
       const switchedAt = now()
       const released = h.flush(switchedAt)
       old.set.route = (dispatch) => Effect.suspend(() => h.fromOld(dispatch, now()) ? hub.publish(dispatch) : Effect.void)
-      built.set.route = (dispatch, startup) => Effect.andThen(flushed.await, liveRoute(dispatch, startup))
+      built.set.route = (dispatch, startup) => Effect.andThen(flushed.await, () => liveRoute(dispatch, startup))
       handoff = h
       current = built
       staging = undefined

@@ -19,9 +19,9 @@
  *
  * Hot path (per dispatch): a hand check of the envelope, a sequence update, one Dispatch object, one publish;
  * the data is parsed when read. After a read whose dispatches were handed over, the reader yields, so the
- * application's consumers take them before the next read (the buffers between stay short). A dispatch nobody wants (no subscriber, no runtime bookkeeping) costs only the
- * envelope check and the sequence update: from the real transport, compressed or not, its frame is not even
- * decoded to a string.
+ * application's consumers take them before the next read (the buffers between stay short). A dispatch
+ * nobody wants (no subscriber, no runtime bookkeeping) costs only the envelope check and the sequence
+ * update: from the real transport, compressed or not, its frame is not even decoded to a string.
  * Seq and last-dispatch time are plain fields read by `state`; `changes` emits on phase, latency, session and
  * error changes only.
  */
@@ -572,7 +572,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       const dispatch = frame.dataStart === undefined
         ? Dispatch.make(shardId, s, t, frame.d)
         : Dispatch.makeLazy(shardId, s, t, frame.text.text(), frame.dataStart, onLazyDataError)
-      if (t === "RESUMED") return Effect.andThen(becameReady(), publish(dispatch))
+      if (t === "RESUMED") return Effect.andThen(becameReady(), () => publish(dispatch))
       return publish(dispatch)
     }
 

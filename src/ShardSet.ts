@@ -47,6 +47,10 @@ export interface RunningShard {
   stale: boolean
 }
 
+/**
+ * Where a set's dispatches go (`startup`: part of a session's own start-up). Like `DispatchSink.publish`, a
+ * route acts when called, not when its effect runs: call it after the bookkeeping that must come first.
+ */
 export type Route = (dispatch: Dispatch, startup: boolean) => Effect.Effect<void>
 
 /** The events a set needs itself (cache, readiness, member requests), whoever subscribes. */
@@ -144,8 +148,8 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
         case "GUILD_UPDATE":
         case "GUILD_DELETE": {
           const startup = dispatch.name === "READY" || readiness.answersReady(dispatch)
-          // A route publishes when it is called (not when its effect runs): it is called once the cache has
-          // the event, so a subscriber never reads the cache behind the event it got.
+          // The route is called once the cache has the event (see `Route`), so a subscriber never reads the
+          // cache behind the event it got.
           return cache.apply(dispatch, layout.count).pipe(
             Effect.andThen(() => set.route(dispatch, startup)),
             Effect.andThen(() => readiness.observe(dispatch))

@@ -163,6 +163,24 @@ describe("resharding", () => {
       }))))
   }
 
+  it.effect("a slow subscriber holds the switch's release: another subscriber still gets the released events before any live new-set event", () =>
+    Effect.gen(function*() {
+      // The slow subscriber (capacity 1, 2 ms per event) makes publishing the released events wait, while the
+      // new set keeps receiving live events; those must wait for the release, not reach the fast subscriber
+      // ahead of it.
+      const gateway = yield* makeGateway()
+      yield* Effect.forkScoped(Stream.runForEach(gateway.events("MESSAGE_CREATE", { capacity: 1 }), () => Effect.sleep(2)))
+      const delivered = yield* collect(gateway.events("MESSAGE_CREATE"))
+      const resharded = yield* collect(gateway.events("GATEWAY_RESHARDED"))
+      yield* advance(1000)
+      const sender = yield* Effect.forkScoped(traffic(1000, 20))
+      yield* Effect.sleep(500).pipe(Effect.andThen(gateway.reshard(8)), Effect.forkScoped)
+      for (let t = 0; t < 30_000; t += 50) yield* advance(50)
+      yield* Fiber.join(sender)
+      expect((resharded[0]!.data as { released: number }).released).toBeGreaterThan(1)
+      assertExactlyOnceInGuildOrder(delivered, 1000)
+    }).pipe(Effect.provide(environment({ recommendedShards: 4, maxConcurrency: 4, dispatchLatencyMs: { 4: 500, 8: 0 } }))))
+
   it.effect("traffic running past the end of the post-switch window, new set slower: no copy delivered twice", () =>
     Effect.gen(function*() {
       const gateway = yield* makeGateway({ reshard: { dedupWindow: "1 second" } })
