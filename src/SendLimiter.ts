@@ -80,123 +80,170 @@ export const make = (options: {
   })
 
 /** The send times of one kind still inside the window: a ring buffer, oldest first, grown on demand. */
-const makeWindow = (capacity: number, windowMs: number) => {
-  let times = new Float64Array(Math.min(InitialWindowSlots, Math.max(1, capacity)))
-  let head = 0
-  let size = 0
-  return {
-    size: () => size,
-    evict(now: number): void {
-      while (size > 0 && times[head]! + windowMs <= now) {
-        head = head + 1 === times.length ? 0 : head + 1
-        size--
-      }
-    },
-    /** 0 if fewer than `cap` sends are in the window; else ms (> 0) until one more would fit. Call after evict. */
-    waitFor(cap: number, now: number): number {
-      if (size < cap) return 0
-      // In-window sends are indexed 0 (oldest) … size-1; the one at `size - cap` must leave.
-      let slot = head + size - cap
-      if (slot >= times.length) slot -= times.length
-      return times[slot]! + windowMs - now
-    },
-    /** Records a send; the caller never records more than `capacity` sends in the window. */
-    record(now: number): void {
-      if (size === times.length) {
-        // Full: double (at most `capacity`), oldest first from slot 0.
-        const grown = new Float64Array(Math.min(capacity, times.length * 2))
-        grown.set(times.subarray(head))
-        grown.set(times.subarray(0, head), times.length - head)
-        times = grown
-        head = 0
-      }
-      let slot = head + size
-      if (slot >= times.length) slot -= times.length
-      times[slot] = now
-      size++
+class SendWindow {
+  private times: Array<number>
+  private head = 0
+  size = 0
+  private readonly capacity: number
+  private readonly windowMs: number
+  constructor(capacity: number, windowMs: number) {
+    this.capacity = capacity
+    this.windowMs = windowMs
+    this.times = new Array<number>(Math.min(InitialWindowSlots, Math.max(1, capacity))).fill(0)
+  }
+  evict(now: number): void {
+    const times = this.times
+    while (this.size > 0 && times[this.head]! + this.windowMs <= now) {
+      this.head = this.head + 1 === times.length ? 0 : this.head + 1
+      this.size--
     }
+  }
+  /** 0 if fewer than `cap` sends are in the window; else ms (> 0) until one more would fit. Call after evict. */
+  waitFor(cap: number, now: number): number {
+    if (this.size < cap) return 0
+    // In-window sends are indexed 0 (oldest) … size-1; the one at `size - cap` must leave.
+    let slot = this.head + this.size - cap
+    if (slot >= this.times.length) slot -= this.times.length
+    return this.times[slot]! + this.windowMs - now
+  }
+  /** Records a send; the caller never records more than `capacity` sends in the window. */
+  record(now: number): void {
+    if (this.size === this.times.length) {
+      // Full: double (at most `capacity`), oldest first from slot 0.
+      const times = this.times
+      const grown = new Array<number>(Math.min(this.capacity, times.length * 2)).fill(0)
+      for (let i = 0; i < this.size; i++) grown[i] = times[(this.head + i) % times.length]!
+      this.times = grown
+      this.head = 0
+    }
+    let slot = this.head + this.size
+    if (slot >= this.times.length) slot -= this.times.length
+    this.times[slot] = now
+    this.size++
   }
 }
 
-const makeWith = (clock: Clock.Clock, limit: number, windowMs: number, heartbeatIntervalMs: number): SendLimiter => {
-  const commandCap = limit - heartbeatReserve(heartbeatIntervalMs, windowMs, limit)
-  // Every frame, and commands alone (made at the first command: many connections only ever beat). Nothing is
-  // recorded past a cap, so neither ever overflows.
-  const all = makeWindow(limit, windowMs)
-  let commands: ReturnType<typeof makeWindow> | undefined
+/**
+ * One FIFO queue of callers of the same priority. `active`: some caller is at the head of this lane (it is
+ * sleeping until room frees up, or has just been handed the turn); later callers park behind it, in order.
+ * What only waiting needs (the parked list, the retry effects) is made when a caller first has to wait.
+ */
+class Lane {
+  private active = false
+  private parked: MutableList.MutableList<Deferred.Deferred<void>> | undefined
+  /** The lane's `acquire`: one effect, made once, run by every caller. */
+  readonly acquire: Effect.Effect<void>
+  private waiting: { readonly attempt: Effect.Effect<void>; readonly afterTurn: Effect.Effect<void>; readonly passTurn: Effect.Effect<void> } | undefined
+
+  private readonly limiter: Limiter
+  private readonly priority: SendPriority
+
+  constructor(limiter: Limiter, priority: SendPriority) {
+    this.limiter = limiter
+    this.priority = priority
+    this.acquire = Effect.uninterruptibleMask((restore) => this.enter(restore))
+  }
+
+  private passTurn(): void {
+    const next = this.parked === undefined ? MutableList.Empty : MutableList.take(this.parked)
+    if (next === MutableList.Empty) this.active = false
+    else Deferred.doneUnsafe(next, Effect.void)
+  }
+
+  private makeWaiting() {
+    const attempt: Effect.Effect<void> = Effect.suspend(() => {
+      const wait = this.limiter.tryTake(this.priority)
+      return wait === 0 ? Effect.void : Effect.andThen(this.limiter.clock.sleep(Duration.millis(wait)), attempt)
+    })
+    // Completing a Deferred resumes its waiter inline, inside the fiber that passes the turn. The woken
+    // caller yields first, so the one that just got its slot returns to its own caller (and writes its
+    // frame) before the next one is served, and turns never nest on the stack.
+    return { attempt, afterTurn: Effect.andThen(Effect.yieldNow, attempt), passTurn: Effect.sync(() => this.passTurn()) }
+  }
+
+  private enter(restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>): Effect.Effect<void> {
+    if (!this.active) {
+      if (this.limiter.tryTake(this.priority) === 0) return Effect.void // fast path: nobody queued, room now
+      this.active = true
+      const waiting = this.waiting ??= this.makeWaiting()
+      return Effect.ensuring(restore(waiting.attempt), waiting.passTurn)
+    }
+    const waiting = this.waiting ??= this.makeWaiting()
+    const parked = this.parked ??= MutableList.make()
+    const turn = Deferred.makeUnsafe<void>()
+    MutableList.append(parked, turn)
+    return Effect.ensuring(
+      restore(Effect.andThen(Deferred.await(turn), waiting.afterTurn)),
+      Effect.sync(() => {
+        // Handed the turn (even if interrupted right after): pass it on. Still parked: leave the queue.
+        if (Deferred.isDoneUnsafe(turn)) this.passTurn()
+        else MutableList.remove(parked, turn)
+      })
+    )
+  }
+}
+
+/**
+ * A connection's limiter. Its state is fields and its steps are methods, so a connection keeps a few small
+ * objects for it rather than a set of closures: every connection has one for as long as it lives.
+ */
+class Limiter implements SendLimiter {
+  /** Every frame. */
+  private readonly all: SendWindow
+  /** Commands alone, made at the first command: many connections only ever beat. */
+  private commands: SendWindow | undefined
+  private readonly heartbeatLane: Lane
+  private commandLane: Lane | undefined
+
+  readonly clock: Clock.Clock
+  private readonly limit: number
+  private readonly windowMs: number
+  private readonly commandCap: number
+
+  constructor(clock: Clock.Clock, limit: number, windowMs: number, commandCap: number) {
+    this.clock = clock
+    this.limit = limit
+    this.windowMs = windowMs
+    this.commandCap = commandCap
+    // Nothing is recorded past a cap, so neither window ever overflows.
+    this.all = new SendWindow(limit, windowMs)
+    this.heartbeatLane = new Lane(this, "heartbeat")
+  }
+
+  acquire(priority: SendPriority): Effect.Effect<void> {
+    return priority === "heartbeat" ? this.heartbeatLane.acquire : (this.commandLane ??= new Lane(this, "command")).acquire
+  }
+
+  get inWindow(): Effect.Effect<number> {
+    return Effect.sync(() => {
+      this.all.evict(this.clock.currentTimeMillisUnsafe())
+      return this.all.size
+    })
+  }
 
   /**
    * Records a send of this priority now if there is room and returns 0; otherwise returns how long
    * (ms, > 0) until there is.
    */
-  const tryTake = (priority: SendPriority): number => {
-    const now = clock.currentTimeMillisUnsafe()
+  tryTake(priority: SendPriority): number {
+    const now = this.clock.currentTimeMillisUnsafe()
+    const all = this.all
     all.evict(now)
-    const waitAll = all.waitFor(limit, now)
+    const waitAll = all.waitFor(this.limit, now)
     if (priority === "heartbeat") {
       if (waitAll === 0) all.record(now)
       return waitAll
     }
-    commands ??= makeWindow(commandCap, windowMs)
+    const commands = this.commands ??= new SendWindow(this.commandCap, this.windowMs)
     commands.evict(now)
-    const wait = Math.max(waitAll, commands.waitFor(commandCap, now))
+    const wait = Math.max(waitAll, commands.waitFor(this.commandCap, now))
     if (wait === 0) {
       all.record(now)
       commands.record(now)
     }
     return wait
   }
-
-  /** One FIFO queue of callers of the same priority. */
-  const lane = (priority: SendPriority): Effect.Effect<void> => {
-    // `active`: some caller is at the head of this lane (it is sleeping until room frees up, or has just
-    // been handed the turn). Later callers park behind it, in order.
-    let active = false
-    const parked = MutableList.make<Deferred.Deferred<void>>()
-
-    const passTurn = (): void => {
-      const next = MutableList.take(parked)
-      if (next === MutableList.Empty) active = false
-      else Deferred.doneUnsafe(next, Effect.void)
-    }
-    const passTurnEffect = Effect.sync(passTurn)
-
-    const attempt: Effect.Effect<void> = Effect.suspend(() => {
-      const wait = tryTake(priority)
-      return wait === 0 ? Effect.void : Effect.andThen(clock.sleep(Duration.millis(wait)), attempt)
-    })
-    // Completing a Deferred resumes its waiter inline, inside the fiber that passes the turn. The woken
-    // caller yields first, so the one that just got its slot returns to its own caller (and writes its
-    // frame) before the next one is served, and turns never nest on the stack.
-    const afterTurn = Effect.andThen(Effect.yieldNow, attempt)
-
-    return Effect.uninterruptibleMask((restore) => {
-      if (!active) {
-        if (tryTake(priority) === 0) return Effect.void // fast path: nobody queued, room now
-        active = true
-        return Effect.ensuring(restore(attempt), passTurnEffect)
-      }
-      const turn = Deferred.makeUnsafe<void>()
-      MutableList.append(parked, turn)
-      return Effect.ensuring(
-        restore(Effect.andThen(Deferred.await(turn), afterTurn)),
-        Effect.sync(() => {
-          // Handed the turn (even if interrupted right after): pass it on. Still parked: leave the queue.
-          if (Deferred.isDoneUnsafe(turn)) passTurn()
-          else MutableList.remove(parked, turn)
-        })
-      )
-    })
-  }
-
-  const heartbeat = lane("heartbeat")
-  let command: Effect.Effect<void> | undefined
-
-  return {
-    acquire: (priority) => priority === "heartbeat" ? heartbeat : (command ??= lane("command")),
-    inWindow: Effect.sync(() => {
-      all.evict(clock.currentTimeMillisUnsafe())
-      return all.size()
-    })
-  }
 }
+
+const makeWith = (clock: Clock.Clock, limit: number, windowMs: number, heartbeatIntervalMs: number): SendLimiter =>
+  new Limiter(clock, limit, windowMs, limit - heartbeatReserve(heartbeatIntervalMs, windowMs, limit))
