@@ -45,84 +45,108 @@ const readyGuildIds = (data: unknown): ReadonlyArray<string> => {
   return ids
 }
 
-export const make = (options: {
+interface ReadinessOptions {
   /** Whether the shard identified with the GUILDS intent. */
   readonly guildsIntent: boolean
   readonly guildWaitTimeout: Duration.Input
   /** Called once per transition to ready. */
   readonly onReady: (info: ReadyInfo) => Effect.Effect<void>
-}): Effect.Effect<ShardReadiness, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    const clock = yield* Clock.Clock
-    const scope = yield* Effect.scope
-    const timeoutMs = Duration.toMillis(Duration.fromInputUnsafe(options.guildWaitTimeout))
-    let pending: Set<string> | undefined
-    let listed = 0
-    let ready = false
-    let lastProgressAt = 0
-    let timerRunning = false
+}
 
-    const becomeReady = (missing: number): Effect.Effect<void> => {
-      if (ready) return Effect.void
-      ready = true
-      pending = undefined
-      return options.onReady({ guilds: listed, missing })
-    }
+/**
+ * One shard's readiness. Its state is fields and its steps are methods, so a shard keeps one small object
+ * for it (every shard has one for as long as it runs); the timeout's effect is made when first needed.
+ */
+class Readiness implements ShardReadiness {
+  private pending: Set<string> | undefined
+  private listed = 0
+  private ready = false
+  private lastProgressAt = 0
+  private timerRunning = false
+  private timer: Effect.Effect<void> | undefined
+  private readonly clock: Clock.Clock
+  private readonly scope: Scope.Scope
+  private readonly timeoutMs: number
+  private readonly options: ReadinessOptions
 
-    // Sleeps until no guild event arrived for `timeoutMs`, then gives up waiting.
+  constructor(clock: Clock.Clock, scope: Scope.Scope, options: ReadinessOptions) {
+    this.clock = clock
+    this.scope = scope
+    this.timeoutMs = Duration.toMillis(Duration.fromInputUnsafe(options.guildWaitTimeout))
+    this.options = options
+  }
+
+  isReady(): boolean {
+    return this.ready
+  }
+
+  private becomeReady(missing: number): Effect.Effect<void> {
+    if (this.ready) return Effect.void
+    this.ready = true
+    this.pending = undefined
+    return this.options.onReady({ guilds: this.listed, missing })
+  }
+
+  /** Sleeps until no guild event arrived for `timeoutMs`, then gives up waiting. */
+  private makeTimer(): Effect.Effect<void> {
     const timer: Effect.Effect<void> = Effect.suspend(() => {
-      if (ready || pending === undefined) {
-        timerRunning = false
+      if (this.ready || this.pending === undefined) {
+        this.timerRunning = false
         return Effect.void
       }
-      const due = lastProgressAt + timeoutMs
-      const now = clock.currentTimeMillisUnsafe()
+      const due = this.lastProgressAt + this.timeoutMs
+      const now = this.clock.currentTimeMillisUnsafe()
       if (now >= due) {
-        timerRunning = false
-        return becomeReady(pending.size)
+        this.timerRunning = false
+        return this.becomeReady(this.pending.size)
       }
       return Effect.andThen(Effect.sleep(Duration.millis(due - now)), timer)
     })
+    return timer
+  }
 
-    const startTimer = (): Effect.Effect<void> => {
-      if (timerRunning) return Effect.void
-      timerRunning = true
-      return Effect.asVoid(Effect.forkIn(timer, scope))
-    }
+  private startTimer(): Effect.Effect<void> {
+    if (this.timerRunning) return Effect.void
+    this.timerRunning = true
+    return Effect.asVoid(Effect.forkIn(this.timer ??= this.makeTimer(), this.scope))
+  }
 
-    const observe = (dispatch: Dispatch): Effect.Effect<void> => {
-      switch (dispatch.name) {
-        case "READY": {
-          const ids = readyGuildIds(dispatch.data)
-          ready = false
-          listed = ids.length
-          if (!options.guildsIntent || ids.length === 0) return becomeReady(0)
-          pending = new Set(ids)
-          lastProgressAt = clock.currentTimeMillisUnsafe()
-          return startTimer()
-        }
-        case "RESUMED":
-          // A session resumed in this process keeps its readiness; one resumed from a saved session (a new
-          // process) never had READY here: its guilds loaded before, so it is ready now.
-          return pending === undefined ? becomeReady(0) : Effect.void
-        case "GUILD_CREATE":
-        case "GUILD_DELETE": {
-          if (pending === undefined) return Effect.void
-          const id = guildIdOf(dispatch.data)
-          if (id === undefined || !pending.delete(id)) return Effect.void
-          lastProgressAt = clock.currentTimeMillisUnsafe()
-          return pending.size === 0 ? becomeReady(0) : Effect.void
-        }
-        default:
-          return Effect.void
+  observe(dispatch: Dispatch): Effect.Effect<void> {
+    switch (dispatch.name) {
+      case "READY": {
+        const ids = readyGuildIds(dispatch.data)
+        this.ready = false
+        this.listed = ids.length
+        if (!this.options.guildsIntent || ids.length === 0) return this.becomeReady(0)
+        this.pending = new Set(ids)
+        this.lastProgressAt = this.clock.currentTimeMillisUnsafe()
+        return this.startTimer()
       }
+      case "RESUMED":
+        // A session resumed in this process keeps its readiness; one resumed from a saved session (a new
+        // process) never had READY here: its guilds loaded before, so it is ready now.
+        return this.pending === undefined ? this.becomeReady(0) : Effect.void
+      case "GUILD_CREATE":
+      case "GUILD_DELETE": {
+        if (this.pending === undefined) return Effect.void
+        const id = guildIdOf(dispatch.data)
+        if (id === undefined || !this.pending.delete(id)) return Effect.void
+        this.lastProgressAt = this.clock.currentTimeMillisUnsafe()
+        return this.pending.size === 0 ? this.becomeReady(0) : Effect.void
+      }
+      default:
+        return Effect.void
     }
+  }
 
-    const answersReady = (dispatch: Dispatch): boolean => {
-      if (pending === undefined) return false
-      const id = guildIdOf(dispatch.data)
-      return id !== undefined && pending.has(id)
-    }
+  answersReady(dispatch: Dispatch): boolean {
+    if (this.pending === undefined) return false
+    const id = guildIdOf(dispatch.data)
+    return id !== undefined && this.pending.has(id)
+  }
+}
 
-    return { observe, isReady: () => ready, answersReady }
+export const make = (options: ReadinessOptions): Effect.Effect<ShardReadiness, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    return new Readiness(yield* Clock.Clock, yield* Effect.scope, options)
   })
