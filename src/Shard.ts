@@ -244,19 +244,22 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
   const invalidDelay = options.invalidSessionDelayMs ?? { min: 1000, max: 5000 }
   const reconnectSchedule = options.reconnectSchedule ?? reconnectBackoff
 
-  const identifyFrame = JSON.stringify({
-    op: 2,
-    d: {
-      token: Redacted.value(options.token),
-      properties: options.properties ?? defaultProperties,
-      intents: options.intents,
-      shard: [shardId, shardCount],
-      ...(options.largeThreshold === undefined ? {} : { large_threshold: options.largeThreshold }),
-      ...(options.presence === undefined ? {} : { presence: options.presence })
-    }
-  })
-  if (byteLength(identifyFrame) > MaxFrameBytes) {
-    return yield* new PayloadTooLarge({ op: 2, bytes: byteLength(identifyFrame), limit: MaxFrameBytes })
+  // Made when sent (and checked once here): no copy of the token is kept in memory for the shard's life.
+  const identifyFrame = () =>
+    JSON.stringify({
+      op: 2,
+      d: {
+        token: Redacted.value(options.token),
+        properties: options.properties ?? defaultProperties,
+        intents: options.intents,
+        shard: [shardId, shardCount],
+        ...(options.largeThreshold === undefined ? {} : { large_threshold: options.largeThreshold }),
+        ...(options.presence === undefined ? {} : { presence: options.presence })
+      }
+    })
+  const identifyBytes = byteLength(identifyFrame())
+  if (identifyBytes > MaxFrameBytes) {
+    return yield* new PayloadTooLarge({ op: 2, bytes: identifyBytes, limit: MaxFrameBytes })
   }
   if (options.presence !== undefined) {
     const presence = encodeCommand({ op: 3, d: options.presence })
@@ -465,7 +468,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
         const waitStart = clock.currentTimeMillisUnsafe()
         yield* identifyLimiter.acquire(shardId)
         yield* Metric.update(Metrics.identifyWaitMs, clock.currentTimeMillisUnsafe() - waitStart)
-        yield* sendPriority(identifyFrame)
+        yield* sendPriority(identifyFrame())
         yield* counted("identifies")
         yield* Metrics.updateForShard(Metrics.identifies, shardId, 1)
       }
@@ -778,15 +781,20 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
   const onEnd = options.onEnd
   const fiber = yield* Effect.forkScoped(onEnd === undefined ? life : Effect.onExit(life, onEnd))
 
+  // `state`, `changes` and `join` are made when read: a shard lives long, and most are never asked.
   const shard: Shard = {
     id: shardId,
     count: shardCount,
-    state: Effect.sync(() => withLive(state)),
-    changes: Stream.unwrap(Effect.suspend(() =>
-      stateRef === undefined
-        ? Effect.map(SubscriptionRef.make(state), (made) => SubscriptionRef.changes(stateRef ??= made))
-        : Effect.succeed(SubscriptionRef.changes(stateRef))
-    )),
+    get state() {
+      return Effect.sync(() => withLive(state))
+    },
+    get changes() {
+      return Stream.unwrap(Effect.suspend(() =>
+        stateRef === undefined
+          ? Effect.map(SubscriptionRef.make(state), (made) => SubscriptionRef.changes(stateRef ??= made))
+          : Effect.succeed(SubscriptionRef.changes(stateRef))
+      ))
+    },
     send: (command) =>
       Effect.gen(function*() {
         const frame = encodeCommand(command)
@@ -811,7 +819,9 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
         if (activeStop !== undefined) yield* activeStop
         yield* Effect.ignore(Fiber.join(fiber))
       }),
-    join: Fiber.join(fiber),
+    get join() {
+      return Fiber.join(fiber)
+    },
     takeEventCounts: () => {
       const counts = eventCounts
       eventCounts = new Map()
