@@ -144,6 +144,51 @@ export interface Shard {
   readonly takeEventCounts: () => ReadonlyMap<string, number>
 }
 
+/** What a running shard's handle reads and does, made by `make` over the shard's state. */
+interface ShardOps {
+  readonly state: () => ShardState
+  readonly changes: () => Stream.Stream<ShardState>
+  readonly send: Shard["send"]
+  readonly stop: Shard["stop"]
+  readonly takeEventCounts: Shard["takeEventCounts"]
+}
+
+/**
+ * A running shard's handle. `state`, `changes` and `join` are made when read: a shard lives long, and most
+ * handles are never asked (a class keeps its getters on the prototype, not in every handle).
+ */
+class ShardHandle implements Shard {
+  readonly id: number
+  readonly count: number
+  readonly send: Shard["send"]
+  readonly stop: Shard["stop"]
+  readonly takeEventCounts: Shard["takeEventCounts"]
+  private readonly fiber: Fiber.Fiber<void, FatalCloseError>
+  private readonly ops: ShardOps
+
+  constructor(id: number, count: number, fiber: Fiber.Fiber<void, FatalCloseError>, ops: ShardOps) {
+    this.id = id
+    this.count = count
+    this.fiber = fiber
+    this.ops = ops
+    this.send = ops.send
+    this.stop = ops.stop
+    this.takeEventCounts = ops.takeEventCounts
+  }
+
+  get state(): Effect.Effect<ShardState> {
+    return Effect.sync(this.ops.state)
+  }
+
+  get changes(): Stream.Stream<ShardState> {
+    return this.ops.changes()
+  }
+
+  get join(): Effect.Effect<void, FatalCloseError> {
+    return Fiber.join(this.fiber)
+  }
+}
+
 /** The default reconnect schedule: 1 s, 2 s, 4 s … capped at 60 s, each delay × U[1, 1.25) (never below 1 s). */
 export const reconnectBackoff: Schedule.Schedule<unknown> = Schedule.exponential("1 second", 2).pipe(
   Schedule.modifyDelay(({ duration }) =>
@@ -781,20 +826,14 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
   const onEnd = options.onEnd
   const fiber = yield* Effect.forkScoped(onEnd === undefined ? life : Effect.onExit(life, onEnd))
 
-  // `state`, `changes` and `join` are made when read: a shard lives long, and most are never asked.
-  const shard: Shard = {
-    id: shardId,
-    count: shardCount,
-    get state() {
-      return Effect.sync(() => withLive(state))
-    },
-    get changes() {
-      return Stream.unwrap(Effect.suspend(() =>
+  const shard: Shard = new ShardHandle(shardId, shardCount, fiber, {
+    state: () => withLive(state),
+    changes: () =>
+      Stream.unwrap(Effect.suspend(() =>
         stateRef === undefined
           ? Effect.map(SubscriptionRef.make(state), (made) => SubscriptionRef.changes(stateRef ??= made))
           : Effect.succeed(SubscriptionRef.changes(stateRef))
-      ))
-    },
+      )),
     send: (command) =>
       Effect.gen(function*() {
         const frame = encodeCommand(command)
@@ -819,15 +858,12 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
         if (activeStop !== undefined) yield* activeStop
         yield* Effect.ignore(Fiber.join(fiber))
       }),
-    get join() {
-      return Fiber.join(fiber)
-    },
     takeEventCounts: () => {
       const counts = eventCounts
       eventCounts = new Map()
       return counts
     }
-  }
+  })
   return shard
 }, (effect, options) =>
   // Every log line of the shard, from its start and on its fiber for its whole life (which inherits this
