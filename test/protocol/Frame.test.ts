@@ -40,6 +40,10 @@ describe("decodeTextFrame", () => {
   it("names that share a cache slot are told apart by their bytes (\"Aa\" and \"BB\" hash alike)", () => {
     const nameOf = (t: string) => (decodeTextFrame(`{"t":"${t}","s":1,"op":0,"d":{}}`) as { readonly t?: string }).t
     expect(["Aa", "BB", "Aa", "BB", "Ab", "Aa"].map(nameOf)).toEqual(["Aa", "BB", "Aa", "BB", "Ab", "Aa"])
+    // same slot, a cached name that is a prefix of the next one ("A" and "Ab")
+    expect(["A", "Ab", "A"].map(nameOf)).toEqual(["A", "Ab", "A"])
+    // same slot, same length, same first letter ("Aaz" and "Ab[" hash alike)
+    expect(["Aaz", "Ab[", "Aaz"].map(nameOf)).toEqual(["Aaz", "Ab[", "Aaz"])
   })
 
   it("falls back to a full parse for any other key order or spacing", () => {
@@ -59,8 +63,19 @@ describe("decodeTextFrame", () => {
     expect(errors).toEqual([])
   })
 
-  it("a dispatch without s, or with a non-integer s, and text that is not JSON are decode errors", () => {
-    for (const text of ['{"t":"X","op":0,"d":{}}', '{"t":"X","s":"7","op":0,"d":{}}', "{not json"]) {
+  it("a dispatch without s, or with a non-integer s, text that is not JSON or not a JSON object, and a non-integer op are decode errors", () => {
+    for (
+      const text of [
+        '{"t":"X","op":0,"d":{}}',
+        '{"t":"X","s":"7","op":0,"d":{}}',
+        '{"t":"X","s":7.5,"op":0,"d":{}}',
+        "{not json",
+        "null",
+        "5",
+        '"frame"',
+        '{"op":1.5,"d":null}'
+      ]
+    ) {
       for (const form of bothForms(text)) expect(decodeTextFrame(form)).toBeInstanceOf(FrameDecodeError)
     }
   })
@@ -71,6 +86,26 @@ describe("decodeTextFrame", () => {
     expect(decodeTextFrame(new TextFrame(Buffer.from('{"op":9,"d":false}')))).toEqual({ op: 9, resumable: false })
     expect(decodeTextFrame('{"op":99,"d":null}')).toEqual({ op: "unknown", code: 99 })
     expect(decodeTextFrame('{"op":11}')).toEqual({ op: 11 })
+    expect(decodeTextFrame('{"op":1,"d":null}')).toEqual({ op: 1 })
+    expect(decodeTextFrame('{"op":7,"d":null}')).toEqual({ op: 7 })
+    expect(decodeTextFrame('{"op":9,"d":true}')).toEqual({ op: 9, resumable: true })
+  })
+
+  it("an Invalid Session without a boolean d, and a Hello without a positive finite heartbeat_interval, are decode errors", () => {
+    for (
+      const text of [
+        '{"op":9,"d":null}',
+        '{"op":9}',
+        '{"op":9,"d":"false"}',
+        '{"op":10,"d":{"heartbeat_interval":0}}',
+        '{"op":10,"d":{"heartbeat_interval":-41250}}',
+        '{"op":10,"d":{"heartbeat_interval":1e999}}',
+        '{"op":10,"d":{"heartbeat_interval":"41250"}}',
+        '{"op":10,"d":null}'
+      ]
+    ) {
+      for (const form of bothForms(text)) expect(decodeTextFrame(form), text).toBeInstanceOf(FrameDecodeError)
+    }
   })
 
   it("a lazy dispatch parses its data once, on first read, and keeps its text", () => {
@@ -128,6 +163,9 @@ describe("decodeTextFrame agrees with a full JSON.parse", () => {
       '{"t":"X\tY","s":7,"op":0,"d":{}}',
       '{"t":"X","s":7,"op":0,"d":{"a":1},"_trace":[]}',
       '{"t":"X","s":1234567890123456,"op":0,"d":{}}',
+      '{"t":"X","s":12345678901234567890,"op":0,"d":{}}',
+      '{"t":"X","s":7.5,"op":0,"d":{}}',
+      '{"t":"X","s":,"op":0,"d":{}}',
       '{"t":"X","s":7,"op":0,"d":{broken}',
       '{"t":"X","s":7,"op":0,"d":{}',
       '{"t":"X","op":0,"d":{}}',
