@@ -353,6 +353,8 @@ describe("Cache (memory)", () => {
       expect(yield* get(cache, "123")).toEqual({ id: "123", shardId: 0, unavailable: true })
       // A wrongly typed name / member count is left out rather than stored.
       expect(yield* get(cache, String(4194304 * 3))).toEqual({ id: String(4194304 * 3), shardId: 3, unavailable: false })
+      yield* cache.apply(dispatch("GUILD_CREATE", { id: "4194304", member_count: 1.5 }), 4)
+      expect(yield* get(cache, "4194304")).toEqual({ id: "4194304", shardId: 1, unavailable: false })
       // A BigInt id (ETF big integers) is read as its decimal string too, on its shard.
       const big = idOn(1, 4, 5)
       yield* cache.apply(dispatch("GUILD_CREATE", { id: BigInt(big), name: "big" }), 4)
