@@ -298,6 +298,20 @@ describe("shard resume conformance", () => {
       })
     }))))
 
+  it.effect("a saved session that cannot be read (a corrupt session file) does not stop the start: the shard IDENTIFYs", () =>
+    Effect.gen(function*() {
+      const sim = yield* simWithReadyShard()
+      const sessionStarts = (yield* sim.frames).filter((f) => f.direction === "client" && isSessionStart(f))
+      expect(sessionStarts.map((f) => f.op)).toEqual([2])
+      expect((yield* sim.frames).some((f) => f.t === "READY")).toBe(true)
+    }).pipe(Effect.provide(layer({
+      sessions: Layer.succeed(SessionStore, {
+        get: (key) => Effect.fail(new SessionStoreError({ operation: "get", key: sessionKeyString(key), detail: "corrupt session file" })),
+        set: () => Effect.void,
+        remove: () => Effect.void
+      })
+    }))))
+
   // -------------------------------------------------------------------------------------------------------
   // item 24
   // -------------------------------------------------------------------------------------------------------
