@@ -181,6 +181,15 @@ describe("SessionStore", () => {
         expect(yield* fs.readDirectory(dir)).toEqual(["shard-3-of-16.json"])
       }).pipe(Effect.provide(NodeFileSystem.layer)))
 
+    it.effect("a remove that fails is a SessionStoreError naming remove and the key", () =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const dir = yield* tempDir
+        yield* fs.makeDirectory(join(dir, "shard-3-of-16.json")) // not a file: removing it fails
+        yield* withStore(SessionStore.layerFile(dir), (store) =>
+          expectStoreError(store.remove(k3of16), "remove", "shard-3-of-16"))
+      }).pipe(Effect.provide(NodeFileSystem.layer)))
+
     it.effect("a corrupt file fails get with SessionStoreError; the next set replaces it", () =>
       Effect.gen(function*() {
         const fs = yield* FileSystem.FileSystem
