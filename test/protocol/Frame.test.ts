@@ -108,6 +108,18 @@ describe("decodeTextFrame", () => {
     }
   })
 
+  it("Dispatch.is and Dispatch.ofName keep exactly the dispatches of one name, lazy or not", () => {
+    const frame = '{"t":"MESSAGE_CREATE","s":2,"op":0,"d":{"content":"hi"}}'
+    const all = [
+      Dispatch.make(0, 1, "TYPING_START", {}),
+      Dispatch.makeLazy(0, 2, "MESSAGE_CREATE", frame, frame.indexOf('"d":') + 4, () => {}),
+      Dispatch.make(1, 3, "MESSAGE_CREATE_X", {})
+    ]
+    expect(all.filter((d) => Dispatch.is(d, "MESSAGE_CREATE")).map((d) => d.seq)).toEqual([2])
+    const messages = all.filter(Dispatch.ofName("MESSAGE_CREATE"))
+    expect(messages.map((d) => d.data.content)).toEqual(["hi"]) // typed as MESSAGE_CREATE data
+  })
+
   it("a lazy dispatch parses its data once, on first read, and keeps its text", () => {
     const errors: Array<string> = []
     const frame = '{"t":"X","s":1,"op":0,"d":{"a":1}}'
