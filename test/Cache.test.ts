@@ -199,6 +199,9 @@ describe("Cache (memory)", () => {
       expect(yield* get(cache, b)).toEqual({ id: b, shardId: 1, unavailable: true, name: "still down" })
       yield* cache.apply(guildUpdate(c, "new"), 4)
       expect(yield* get(cache, c)).toEqual({ id: c, shardId: 2, unavailable: false, name: "new" })
+      // an update without a name (or member count) keeps the known one
+      yield* cache.apply(dispatch("GUILD_UPDATE", { id: a }), 4)
+      expect(yield* get(cache, a)).toEqual({ id: a, shardId: 0, unavailable: false, name: "renamed", memberCount: 7 })
       const n = yield* counts(cache, 4)
       expect([n.guilds, n.unavailable]).toEqual([[1, 1, 1, 0], [0, 1, 0, 0]])
     }))
@@ -330,6 +333,8 @@ describe("Cache (memory)", () => {
         { id: "007" },
         { id: "18446744073709551616" },
         { id: 1.5 },
+        { id: -5 },
+        { id: -5n },
         { id: {} }
       ]
       for (const data of junk) {
@@ -348,6 +353,12 @@ describe("Cache (memory)", () => {
       expect(yield* get(cache, "123")).toEqual({ id: "123", shardId: 0, unavailable: true })
       // A wrongly typed name / member count is left out rather than stored.
       expect(yield* get(cache, String(4194304 * 3))).toEqual({ id: String(4194304 * 3), shardId: 3, unavailable: false })
+      yield* cache.apply(dispatch("GUILD_CREATE", { id: "4194304", member_count: 1.5 }), 4)
+      expect(yield* get(cache, "4194304")).toEqual({ id: "4194304", shardId: 1, unavailable: false })
+      // A BigInt id (ETF big integers) is read as its decimal string too, on its shard.
+      const big = idOn(1, 4, 5)
+      yield* cache.apply(dispatch("GUILD_CREATE", { id: BigInt(big), name: "big" }), 4)
+      expect(yield* get(cache, big)).toEqual({ id: big, shardId: 1, unavailable: false, name: "big" })
     }))
 
   it.effect("an invalid shard count on the first apply is ignored until a valid one comes", () =>

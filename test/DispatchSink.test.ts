@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Metric, Stream } from "effect"
+import { Effect, Exit, Fiber, Metric, Scope, Stream } from "effect"
 import * as Dispatch from "../src/Dispatch.ts"
 import { DispatchSink } from "../src/DispatchSink.ts"
 import { AuthenticationFailed } from "../src/Errors.ts"
@@ -109,6 +109,20 @@ describe("DispatchSink", () => {
       expect(got.map((d) => [d.name, d.seq])).toEqual([["MESSAGE_CREATE", 100]])
     }))
 
+  it.effect("subscribe() takes the same options as subscription(): names, capacity, overflow", () =>
+    Effect.gen(function*() {
+      const sink = yield* DispatchSink.make()
+      const started = yield* Effect.forkChild(
+        Stream.runCollect(sink.subscribe({ names: ["MESSAGE_CREATE"], capacity: 2, overflow: "sliding" }))
+      )
+      yield* settle // the stream subscribes when it starts running
+      expect(yield* sink.subscriberCount).toBe(1)
+      yield* sink.publish(event(1, "TYPING_START"))
+      for (let i = 2; i <= 5; i++) yield* sink.publish(event(i))
+      yield* sink.end
+      expect((yield* Fiber.join(started)).map((d) => d.seq)).toEqual([4, 5])
+    }))
+
   it.effect("fail(error) fails every stream with the fatal error, after what was buffered", () =>
     Effect.gen(function*() {
       const sink = yield* DispatchSink.make()
@@ -122,6 +136,45 @@ describe("DispatchSink", () => {
       // A subscriber arriving after the end sees the same end.
       const late = yield* sink.subscription()
       expect((yield* Effect.flip(Stream.runCollect(late)))._tag).toBe("AuthenticationFailed")
+    }))
+
+  it.effect("a publisher waiting on a full subscriber is released when that subscriber unsubscribes", () =>
+    Effect.gen(function*() {
+      const sink = yield* DispatchSink.make({ capacity: 1 })
+      const subscriberScope = yield* Scope.make()
+      yield* Effect.asVoid(sink.subscription().pipe(Scope.provide(subscriberScope))) // never read
+      yield* sink.publish(event(1))
+      const publisher = yield* Effect.forkChild(sink.publish(event(2)))
+      yield* settle
+      expect(publisher.pollUnsafe()).toBeUndefined() // waiting: the buffer is full
+      yield* Scope.close(subscriberScope, Exit.void)
+      yield* settle
+      const exit = publisher.pollUnsafe()
+      expect(exit !== undefined && Exit.isSuccess(exit)).toBe(true) // done, not interrupted: the shard keeps reading
+    }))
+
+  it.effect("closing the sink's scope ends every subscriber's stream after what was buffered", () =>
+    Effect.gen(function*() {
+      const sinkScope = yield* Scope.make()
+      const sink = yield* DispatchSink.make().pipe(Scope.provide(sinkScope))
+      const stream = yield* sink.subscription()
+      yield* sink.publish(event(1))
+      const collected = yield* Effect.forkChild(Stream.runCollect(stream))
+      yield* Scope.close(sinkScope, Exit.void)
+      yield* settle
+      const exit = collected.pollUnsafe()
+      expect(exit !== undefined && Exit.isSuccess(exit) ? exit.value.map((d) => d.seq) : exit).toEqual([1])
+    }))
+
+  it.effect("the first end wins: fail after end does not change how later subscribers end", () =>
+    Effect.gen(function*() {
+      const sink = yield* DispatchSink.make()
+      const early = yield* sink.subscription()
+      yield* sink.end
+      yield* sink.fail(new AuthenticationFailed({ shardId: 0, shardCount: 1, code: 4004, reason: "" }))
+      expect(yield* Stream.runCollect(early)).toEqual([])
+      const late = yield* sink.subscription()
+      expect(yield* Stream.runCollect(late)).toEqual([]) // ended like the others, not failed
     }))
 
   it.effect("an unsubscribed subscriber no longer holds up publishers", () =>

@@ -4,9 +4,10 @@
  * daily budget, interruption of waiters.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Exit, Fiber, Schema } from "effect"
+import { Clock, Effect, Exit, Fiber, Layer, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import type { IdentifyRateLimiterOptions } from "../src/IdentifyRateLimiter.ts"
+import { GatewayInfo } from "../src/GatewayInfo.ts"
 import { IdentifyRateLimiter } from "../src/IdentifyRateLimiter.ts"
 import { maxInAnyWindow } from "./support/slidingWindow.ts"
 
@@ -255,10 +256,42 @@ describe("IdentifyRateLimiter", () => {
       expect((yield* limiter.status).maxConcurrency).toBe(4)
     }).pipe(Effect.provide(IdentifyRateLimiter.layerMemory({ maxConcurrency: 4 }))))
 
-  it.effect("invalid options are a defect", () =>
+  it.effect("item 19: layerFromGatewayInfo takes the daily budget from GET /gateway/bot", () =>
     Effect.gen(function*() {
-      expect(Exit.hasDies(yield* Effect.exit(IdentifyRateLimiter.make({ maxConcurrency: 0 })))).toBe(true)
-      const limiter = yield* IdentifyRateLimiter.make({ maxConcurrency: 1 })
-      expect(Exit.hasDies(yield* Effect.exit(limiter.acquire(-1)))).toBe(true)
+      const limiter = yield* IdentifyRateLimiter
+      expect(yield* limiter.status).toEqual({ maxConcurrency: 2, remaining: 1, total: 1_000, resetAt: 60_000 })
+      const granted: Array<number> = []
+      yield* Effect.forkChild(Effect.forEach(range(2), (shard) =>
+        Effect.andThen(limiter.acquire(shard), Clock.currentTimeMillis).pipe(Effect.map((t) => granted.push(t))), {
+        concurrency: "unbounded"
+      }))
+      yield* TestClock.adjust(59_999)
+      expect(granted).toEqual([0]) // remaining 1: the second IDENTIFY waits for the reset
+      yield* TestClock.adjust(1)
+      expect(granted).toEqual([0, 60_000])
+    }).pipe(Effect.provide(IdentifyRateLimiter.layerFromGatewayInfo.pipe(Layer.provide(GatewayInfo.layerStatic({
+      url: "wss://gateway.discord.gg",
+      shards: 2,
+      sessionStartLimit: { total: 1_000, remaining: 1, resetAfterMs: 60_000, maxConcurrency: 2 }
+    }))))))
+
+  it.effect("invalid options and session start limits are a defect", () =>
+    Effect.gen(function*() {
+      const dies = <A, E>(effect: Effect.Effect<A, E>) => Effect.map(Effect.exit(effect), Exit.hasDies)
+      expect(yield* dies(IdentifyRateLimiter.make({ maxConcurrency: 0 }))).toBe(true)
+      expect(yield* dies(IdentifyRateLimiter.make({ maxConcurrency: 1.5 }))).toBe(true)
+      for (const windowMs of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
+        expect(yield* dies(IdentifyRateLimiter.make({ maxConcurrency: 1, windowMs })), `windowMs ${windowMs}`).toBe(true)
+      }
+      const valid = { total: 1_000, remaining: 10, resetAfterMs: 60_000 }
+      const invalid = [{ ...valid, total: -1 }, { ...valid, remaining: -1 }, { ...valid, resetAfterMs: Number.NaN }]
+      for (const sessionStartLimit of invalid) {
+        expect(yield* dies(IdentifyRateLimiter.make({ maxConcurrency: 1, sessionStartLimit })), JSON.stringify(sessionStartLimit))
+          .toBe(true)
+      }
+      const limiter = yield* IdentifyRateLimiter.make({ maxConcurrency: 1, sessionStartLimit: valid })
+      for (const limit of invalid) expect(yield* dies(limiter.setSessionStartLimit(limit))).toBe(true)
+      expect((yield* limiter.status).remaining).toBe(10) // an invalid limit changes nothing
+      expect(yield* dies(limiter.acquire(-1))).toBe(true)
     }))
 })

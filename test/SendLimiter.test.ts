@@ -120,6 +120,29 @@ describe("SendLimiter", () => {
       expect(at).toEqual({ c0: 0, c1: 500, c2: 500, A: 1_000, B: 1_500 })
     }))
 
+  it.effect("when the heartbeat reserve would take the whole limit, commands still keep one slot per window", () =>
+    Effect.gen(function*() {
+      // limit 5, I = 100 ms over a 1000 ms window: ceil(1000 / 100) + 1 = 11 slots wanted, capped at 4
+      const h = yield* harness({ heartbeatIntervalMs: 100, limit: 5, windowMs: 1_000 })
+      const fiber = yield* Effect.forkChild(Effect.forEach(range(3), () => h.command, { concurrency: "unbounded" }))
+      yield* TestClock.adjust(2_000)
+      expect(h.commandTimes).toEqual([0, 1_000, 2_000]) // checked before joining: starved commands would still wait
+      yield* Fiber.join(fiber)
+    }))
+
+  it.effect("inWindow counts only the sends of the last window, even when nothing was sent since", () =>
+    Effect.gen(function*() {
+      const h = yield* harness({ heartbeatIntervalMs: 1_000, limit: 5, windowMs: 1_000 })
+      yield* h.heartbeat
+      yield* TestClock.adjust(500)
+      yield* h.command
+      expect(yield* h.limiter.inWindow).toBe(2)
+      yield* TestClock.adjust(500) // the send of t = 0 leaves
+      expect(yield* h.limiter.inWindow).toBe(1)
+      yield* TestClock.adjust(500)
+      expect(yield* h.limiter.inWindow).toBe(0)
+    }))
+
   it.effect("interrupting waiting commands neither loses nor blocks the others", () =>
     Effect.gen(function*() {
       const h = yield* harness({ heartbeatIntervalMs: 1_000, limit: 5, windowMs: 1_000 }) // commands: < 3
@@ -159,10 +182,21 @@ describe("SendLimiter", () => {
       expect(h.sendTimes.slice(-2)).toEqual([2_000, 2_100])
     }))
 
-  it.effect("invalid options are a defect", () =>
+  it.effect("invalid options are a defect: limit a positive integer, windowMs a positive finite number", () =>
     Effect.gen(function*() {
-      const exit = yield* Effect.exit(SendLimiter.make({ heartbeatIntervalMs: 41_250, limit: 0 }))
-      expect(Exit.hasDies(exit)).toBe(true)
+      const invalid = [
+        { limit: 0 },
+        { limit: 2.5 },
+        { windowMs: 0 },
+        { windowMs: -1_000 },
+        { windowMs: Number.NaN },
+        { windowMs: Number.POSITIVE_INFINITY }
+      ]
+      for (const options of invalid) {
+        const exit = yield* Effect.exit(SendLimiter.make({ heartbeatIntervalMs: 41_250, ...options }))
+        expect(Exit.hasDies(exit), JSON.stringify(options)).toBe(true)
+      }
+      expect(Exit.isSuccess(yield* Effect.exit(SendLimiter.make({ heartbeatIntervalMs: 41_250, limit: 1, windowMs: 1 })))).toBe(true)
     }))
 
   it.effect("item 41: 300 commands queued at once; every heartbeat (I = 1500 ms) goes out on time", () =>

@@ -89,10 +89,24 @@ describe("SessionStore", () => {
               yield* expectStoreError(store.get({ shardId: 16, shardCount: 16 }), "get", "shard-16-of-16")
               yield* expectStoreError(store.set({ shardId: -1, shardCount: 4 }, a), "set", "shard--1-of-4")
               yield* expectStoreError(store.remove({ shardId: 1.5, shardCount: 4 }), "remove", "shard-1.5-of-4")
+              yield* expectStoreError(store.get({ shardId: 0, shardCount: 2.5 }), "get", "shard-0-of-2.5")
               yield* expectStoreError(store.set(k3of16, { ...a, sequence: 1.5 }), "set", "shard-3-of-16")
               yield* expectStoreError(store.set(k3of16, { ...a, sessionId: "" }), "set", "shard-3-of-16")
               yield* expectStoreError(store.set(k3of16, { ...a, sequence: -1 }), "set", "shard-3-of-16")
+              yield* expectStoreError(store.set(k3of16, { ...a, resumeUrl: "" }), "set", "shard-3-of-16")
               expect(yield* store.get(k3of16)).toEqual(Option.none())
+            }))
+        }).pipe(Effect.provide(NodeFileSystem.layer)))
+
+      it.effect("stores a copy of what the schema knows: extra fields are dropped, later changes to the caller's object do not reach it", () =>
+        Effect.gen(function*() {
+          const layer = yield* makeLayer
+          yield* withStore(layer, (store) =>
+            Effect.gen(function*() {
+              const given = { ...a, extra: "not part of a session" }
+              yield* store.set(k3of16, given)
+              given.sequence = 99
+              expect(yield* store.get(k3of16)).toEqual(Option.some(a))
             }))
         }).pipe(Effect.provide(NodeFileSystem.layer)))
     })
@@ -167,6 +181,15 @@ describe("SessionStore", () => {
         expect(yield* fs.readDirectory(dir)).toEqual(["shard-3-of-16.json"])
       }).pipe(Effect.provide(NodeFileSystem.layer)))
 
+    it.effect("a remove that fails is a SessionStoreError naming remove and the key", () =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const dir = yield* tempDir
+        yield* fs.makeDirectory(join(dir, "shard-3-of-16.json")) // not a file: removing it fails
+        yield* withStore(SessionStore.layerFile(dir), (store) =>
+          expectStoreError(store.remove(k3of16), "remove", "shard-3-of-16"))
+      }).pipe(Effect.provide(NodeFileSystem.layer)))
+
     it.effect("a corrupt file fails get with SessionStoreError; the next set replaces it", () =>
       Effect.gen(function*() {
         const fs = yield* FileSystem.FileSystem
@@ -189,7 +212,7 @@ describe("SessionStore", () => {
           }))
       }).pipe(Effect.provide(NodeFileSystem.layer)))
 
-    it.effect("a file copied to another key (another shard count) is refused, never resumed", () =>
+    it.effect("a file copied to another key (another shard count or shard id) is refused, never resumed", () =>
       Effect.gen(function*() {
         const fs = yield* FileSystem.FileSystem
         const dir = yield* tempDir
@@ -200,6 +223,10 @@ describe("SessionStore", () => {
             const foreign = yield* expectStoreError(store.get(k3of32), "get", "shard-3-of-32")
             expect(foreign.detail).toContain("belongs to shard-3-of-16")
             expect(yield* store.get(k3of16)).toEqual(Option.some(a))
+            // and to another shard id of the same count
+            yield* fs.copyFile(join(dir, "shard-3-of-16.json"), join(dir, "shard-4-of-16.json"))
+            const otherShard = yield* expectStoreError(store.get({ shardId: 4, shardCount: 16 }), "get", "shard-4-of-16")
+            expect(otherShard.detail).toContain("belongs to shard-3-of-16")
           }))
       }).pipe(Effect.provide(NodeFileSystem.layer)))
 

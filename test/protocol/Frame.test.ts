@@ -40,6 +40,10 @@ describe("decodeTextFrame", () => {
   it("names that share a cache slot are told apart by their bytes (\"Aa\" and \"BB\" hash alike)", () => {
     const nameOf = (t: string) => (decodeTextFrame(`{"t":"${t}","s":1,"op":0,"d":{}}`) as { readonly t?: string }).t
     expect(["Aa", "BB", "Aa", "BB", "Ab", "Aa"].map(nameOf)).toEqual(["Aa", "BB", "Aa", "BB", "Ab", "Aa"])
+    // same slot, a cached name that is a prefix of the next one ("A" and "Ab")
+    expect(["A", "Ab", "A"].map(nameOf)).toEqual(["A", "Ab", "A"])
+    // same slot, same length, same first letter ("Aaz" and "Ab[" hash alike)
+    expect(["Aaz", "Ab[", "Aaz"].map(nameOf)).toEqual(["Aaz", "Ab[", "Aaz"])
   })
 
   it("falls back to a full parse for any other key order or spacing", () => {
@@ -59,8 +63,19 @@ describe("decodeTextFrame", () => {
     expect(errors).toEqual([])
   })
 
-  it("a dispatch without s, or with a non-integer s, and text that is not JSON are decode errors", () => {
-    for (const text of ['{"t":"X","op":0,"d":{}}', '{"t":"X","s":"7","op":0,"d":{}}', "{not json"]) {
+  it("a dispatch without s, or with a non-integer s, text that is not JSON or not a JSON object, and a non-integer op are decode errors", () => {
+    for (
+      const text of [
+        '{"t":"X","op":0,"d":{}}',
+        '{"t":"X","s":"7","op":0,"d":{}}',
+        '{"t":"X","s":7.5,"op":0,"d":{}}',
+        "{not json",
+        "null",
+        "5",
+        '"frame"',
+        '{"op":1.5,"d":null}'
+      ]
+    ) {
       for (const form of bothForms(text)) expect(decodeTextFrame(form)).toBeInstanceOf(FrameDecodeError)
     }
   })
@@ -71,6 +86,38 @@ describe("decodeTextFrame", () => {
     expect(decodeTextFrame(new TextFrame(Buffer.from('{"op":9,"d":false}')))).toEqual({ op: 9, resumable: false })
     expect(decodeTextFrame('{"op":99,"d":null}')).toEqual({ op: "unknown", code: 99 })
     expect(decodeTextFrame('{"op":11}')).toEqual({ op: 11 })
+    expect(decodeTextFrame('{"op":1,"d":null}')).toEqual({ op: 1 })
+    expect(decodeTextFrame('{"op":7,"d":null}')).toEqual({ op: 7 })
+    expect(decodeTextFrame('{"op":9,"d":true}')).toEqual({ op: 9, resumable: true })
+  })
+
+  it("an Invalid Session without a boolean d, and a Hello without a positive finite heartbeat_interval, are decode errors", () => {
+    for (
+      const text of [
+        '{"op":9,"d":null}',
+        '{"op":9}',
+        '{"op":9,"d":"false"}',
+        '{"op":10,"d":{"heartbeat_interval":0}}',
+        '{"op":10,"d":{"heartbeat_interval":-41250}}',
+        '{"op":10,"d":{"heartbeat_interval":1e999}}',
+        '{"op":10,"d":{"heartbeat_interval":"41250"}}',
+        '{"op":10,"d":null}'
+      ]
+    ) {
+      for (const form of bothForms(text)) expect(decodeTextFrame(form), text).toBeInstanceOf(FrameDecodeError)
+    }
+  })
+
+  it("Dispatch.is and Dispatch.ofName keep exactly the dispatches of one name, lazy or not", () => {
+    const frame = '{"t":"MESSAGE_CREATE","s":2,"op":0,"d":{"content":"hi"}}'
+    const all = [
+      Dispatch.make(0, 1, "TYPING_START", {}),
+      Dispatch.makeLazy(0, 2, "MESSAGE_CREATE", frame, frame.indexOf('"d":') + 4, () => {}),
+      Dispatch.make(1, 3, "MESSAGE_CREATE_X", {})
+    ]
+    expect(all.filter((d) => Dispatch.is(d, "MESSAGE_CREATE")).map((d) => d.seq)).toEqual([2])
+    const messages = all.filter(Dispatch.ofName("MESSAGE_CREATE"))
+    expect(messages.map((d) => d.data.content)).toEqual(["hi"]) // typed as MESSAGE_CREATE data
   })
 
   it("a lazy dispatch parses its data once, on first read, and keeps its text", () => {
@@ -128,6 +175,12 @@ describe("decodeTextFrame agrees with a full JSON.parse", () => {
       '{"t":"X\tY","s":7,"op":0,"d":{}}',
       '{"t":"X","s":7,"op":0,"d":{"a":1},"_trace":[]}',
       '{"t":"X","s":1234567890123456,"op":0,"d":{}}',
+      '{"t":"X","s":12345678901234567890,"op":0,"d":{}}',
+      '{"t":"X","s":7.5,"op":0,"d":{}}',
+      '{"t":"X","s":,"op":0,"d":{}}',
+      '{"op":0,"s":7,"t":null,"d":{}}',
+      '{"op":0,"s":7,"t":7,"d":{}}',
+      '{"op":0,"s":7,"d":{}}',
       '{"t":"X","s":7,"op":0,"d":{broken}',
       '{"t":"X","s":7,"op":0,"d":{}',
       '{"t":"X","op":0,"d":{}}',

@@ -214,12 +214,17 @@ describe("close codes", () => {
     }).pipe(Effect.provide(layer({ simulator: { maxGuildsPerShard: 1 } }))))
 
   for (const code of [4006, 4999, 1000, 1001]) {
-    it.effect(`item 37: after a server close with ${code} the shard reconnects (not fatal)`, () =>
+    it.effect(`item 37: after a server close with ${code} the shard reconnects (not fatal) and RESUMEs its session (§2)`, () =>
       Effect.gen(function*() {
+        const sim = yield* GatewaySimulator
         const shard = yield* readyShard()
         const joined = yield* watchJoin(shard)
-        const { start } = yield* closeAndFollow(code)
-        expect([2, 6]).toContain(start.op)
+        const ready = yield* readyData
+        const { later, start } = yield* closeAndFollow(code)
+        // PROTOCOL.md §2: a code without a usable meaning (unlisted, or a server 1000/1001) keeps the session.
+        expect(later[0]!.url.startsWith(sim.options.resumeUrl)).toBe(true)
+        expect(start.op).toBe(6)
+        expect((start.d as { session_id?: unknown }).session_id).toBe(ready?.session_id)
         expect(joined.pollUnsafe()).toBeUndefined()
         expect(yield* phaseOf(shard)).toBe("ready")
       }).pipe(Effect.provide(layer())))

@@ -7,8 +7,9 @@
  * (30). Item 24 also checks the dispatches users receive: every one exactly once, in sequence order.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Random, Schema } from "effect"
-import { SessionStore } from "../../src/SessionStore.ts"
+import { Effect, Layer, Random, Schema } from "effect"
+import { SessionStoreError } from "../../src/Errors.ts"
+import { SessionStore, sessionKeyString } from "../../src/SessionStore.ts"
 import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
 import type { RecordedConnection, RecordedFrame } from "../../src/testing/GatewaySimulator.ts"
 import { Redacted } from "../../src/testing/SimulatorRecording.ts"
@@ -273,6 +274,43 @@ describe("shard resume conformance", () => {
       // never a new session
       expect(frames.filter((f) => f.direction === "client" && f.op === 2).length).toBe(1)
     }).pipe(Effect.provide(layer())))
+
+  it.effect("item 23: a session store that cannot save (disk full, read-only) does not end the shard; it still RESUMEs from memory", () =>
+    Effect.gen(function*() {
+      const sim = yield* simWithReadyShard()
+      const readyConnection = (yield* sim.connections).length
+      yield* sim.drop(0)
+      yield* advanceInSteps(3_000)
+
+      const frames = yield* sim.frames
+      const connections = yield* sim.connections
+      expect(connections.length).toBe(readyConnection + 1)
+      const sessionId = dataOf(frames.find((f) => f.t === "READY")!).session_id
+      const first = firstNonHeartbeat(frames, connections.at(-1)!.id)
+      expect(first?.op).toBe(6)
+      expect(dataOf(first!).session_id).toBe(sessionId)
+      expect(frames.some((f) => f.connectionId === connections.at(-1)!.id && f.t === "RESUMED")).toBe(true)
+    }).pipe(Effect.provide(layer({
+      sessions: Layer.succeed(SessionStore, {
+        get: () => Effect.succeedNone,
+        set: (key) => Effect.fail(new SessionStoreError({ operation: "set", key: sessionKeyString(key), detail: "ENOSPC" })),
+        remove: (key) => Effect.fail(new SessionStoreError({ operation: "remove", key: sessionKeyString(key), detail: "EROFS" }))
+      })
+    }))))
+
+  it.effect("a saved session that cannot be read (a corrupt session file) does not stop the start: the shard IDENTIFYs", () =>
+    Effect.gen(function*() {
+      const sim = yield* simWithReadyShard()
+      const sessionStarts = (yield* sim.frames).filter((f) => f.direction === "client" && isSessionStart(f))
+      expect(sessionStarts.map((f) => f.op)).toEqual([2])
+      expect((yield* sim.frames).some((f) => f.t === "READY")).toBe(true)
+    }).pipe(Effect.provide(layer({
+      sessions: Layer.succeed(SessionStore, {
+        get: (key) => Effect.fail(new SessionStoreError({ operation: "get", key: sessionKeyString(key), detail: "corrupt session file" })),
+        set: () => Effect.void,
+        remove: () => Effect.void
+      })
+    }))))
 
   // -------------------------------------------------------------------------------------------------------
   // item 24
