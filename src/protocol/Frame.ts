@@ -92,7 +92,11 @@ const scanDispatch = (frame: TextFrame): ServerFrame | undefined => {
   let s = 0
   const digitsStart = i
   for (let c = bytes[i]; c !== undefined && c >= 48 && c <= 57; c = bytes[++i]) s = s * 10 + (c - 48)
-  if (i === digitsStart || i - digitsStart > 15 || !startsWithAt(bytes, OpAndData, i)) return undefined
+  // JSON numbers have no leading zeros ("s":007 is not JSON): such a frame is left to the full parse.
+  const digits = i - digitsStart
+  if (digits === 0 || digits > 15 || (digits > 1 && bytes[digitsStart] === 48) || !startsWithAt(bytes, OpAndData, i)) {
+    return undefined
+  }
   // Every byte before `d` was checked to be ASCII (the keys, the name, the digits), and an ASCII byte is one
   // UTF-16 unit of the decoded text whatever follows it: the byte offset is the offset in the text.
   const dataStart = i + OpAndData.length
