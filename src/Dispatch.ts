@@ -44,6 +44,34 @@ export const make = (shard: number, seq: number, name: string, data: unknown): D
 /** Called when a lazily parsed `data` turns out not to be JSON. */
 export type LazyDataError = (dispatch: Dispatch, error: unknown) => void
 
+/**
+ * Where the JSON value that starts at `start` ends (exclusive): after its closing bracket or quote, or, for a
+ * number, `true`, `false` or `null`, at the `,` or `}` that follows it. For malformed text, some index at or
+ * before the end of the text.
+ */
+const jsonValueEnd = (text: string, start: number): number => {
+  let depth = 0
+  for (let i = start; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 34 /* " */) {
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i)
+        if (d === 92 /* \ */) i++
+        else if (d === 34) break
+      }
+      if (depth === 0) return Math.min(i + 1, text.length)
+    } else if (c === 123 /* { */ || c === 91 /* [ */) {
+      depth++
+    } else if (c === 125 /* } */ || c === 93 /* ] */) {
+      if (depth === 0) return i
+      if (--depth === 0) return i + 1
+    } else if (c === 44 /* , */ && depth === 0) {
+      return i
+    }
+  }
+  return text.length
+}
+
 /** A dispatch whose data is parsed from its JSON text on first read. */
 class LazyDispatch {
   readonly shard: number
@@ -63,14 +91,16 @@ class LazyDispatch {
     this.#dataStart = dataStart
     this.#onError = onError
   }
+  /** The JSON text of `d` alone, found by a scan of its value: keys after `d` are not part of it. */
   get rawData(): string {
-    return this.#frame.slice(this.#dataStart, this.#frame.length - 1)
+    return this.#frame.slice(this.#dataStart, jsonValueEnd(this.#frame, this.#dataStart))
   }
   get data(): unknown {
     if (!this.#parsed) {
       this.#parsed = true
       try {
-        this.#data = JSON.parse(this.rawData)
+        // Discord's frames end right after `d`: its text runs to the closing brace (no scan needed).
+        this.#data = JSON.parse(this.#frame.slice(this.#dataStart, this.#frame.length - 1))
       } catch {
         // Keys after `d` (a layout Discord does not use) make the tail invalid: parse the whole frame.
         try {

@@ -130,6 +130,13 @@ describe("decodeTextFrame", () => {
     expect(first).toEqual({ a: 1 })
     expect(d.data).toBe(first)
     expect(JSON.parse(JSON.stringify(d))).toEqual({ shard: 0, seq: 1, name: "X", data: { a: 1 } })
+    // `rawData` is d's text alone, whatever follows it in the frame (strings with brackets, nesting, scalars)
+    for (const [data, tail] of [['{"a":"}\\"]","b":[1,{"c":2}]}', ',"_trace":["x"]'], ["null", ',"x":1'], ["12", ""], ['"a,b}"', ',"x":1']] as const) {
+      const text = `{"t":"X","s":1,"op":0,"d":${data}${tail}}`
+      const lazy = Dispatch.makeLazy(0, 1, "X", text, text.indexOf('"d":') + 4, () => {})
+      expect(Dispatch.rawData(lazy), text).toBe(data)
+      expect(lazy.data, text).toEqual(JSON.parse(data))
+    }
     const broken = '{"t":"Y","s":2,"op":0,"d":{broken}'
     const bad = Dispatch.makeLazy(0, 2, "Y", broken, broken.indexOf('"d":') + 4, (dispatch) => errors.push(dispatch.name))
     expect(bad.data).toBeUndefined()
