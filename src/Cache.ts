@@ -34,8 +34,8 @@
  * guild at the back. Either way, once the bound is reached the counts cover cached guilds only, so size
  * the bound above the bot's guild count.
  *
- * Layers: `layerMemory` (this process), `layerNoop` (no cache; every read is empty or 0). Another
- * backend (Redis) implements `CacheService` with the same rules.
+ * Layers: `layerMemory` (this process), `layerNoop` (no cache; every read is empty or 0). A shared backend
+ * (e.g. Redis; not provided by this package yet) would implement `CacheService` with the same rules.
  */
 import { Cause, Context, Effect, Layer, Option } from "effect"
 import type { Dispatch } from "./Dispatch.ts"

@@ -94,7 +94,8 @@ export class IdentifyRateLimiter extends Context.Service<IdentifyRateLimiter, Id
   /**
    * The in-memory limiter configured from GET /gateway/bot: `max_concurrency` and `session_start_limit`
    * as Discord reports them now, with `networkMarginMs` added to the 5 s window (grants exactly 5 s apart
-   * can reach Discord closer than that). For one process; several processes share a Redis-backed limiter.
+   * can reach Discord closer than that). For one process: several processes need one limiter they share,
+   * which this package does not provide yet (a layer over e.g. Redis implementing this service).
    */
   static readonly layerFromGatewayInfo: Layer.Layer<IdentifyRateLimiter, GatewayInfoFailure, GatewayInfo> = Layer
     .effect(
