@@ -164,24 +164,26 @@ class ShardHandle implements Shard {
   readonly stop: Shard["stop"]
   readonly takeEventCounts: Shard["takeEventCounts"]
   private readonly fiber: Fiber.Fiber<void, FatalCloseError>
-  private readonly ops: ShardOps
+  private readonly readState: ShardOps["state"]
+  private readonly makeChanges: ShardOps["changes"]
 
   constructor(id: number, count: number, fiber: Fiber.Fiber<void, FatalCloseError>, ops: ShardOps) {
     this.id = id
     this.count = count
     this.fiber = fiber
-    this.ops = ops
+    this.readState = ops.state
+    this.makeChanges = ops.changes
     this.send = ops.send
     this.stop = ops.stop
     this.takeEventCounts = ops.takeEventCounts
   }
 
   get state(): Effect.Effect<ShardState> {
-    return Effect.sync(this.ops.state)
+    return Effect.sync(this.readState)
   }
 
   get changes(): Stream.Stream<ShardState> {
-    return this.ops.changes()
+    return this.makeChanges()
   }
 
   get join(): Effect.Effect<void, FatalCloseError> {
