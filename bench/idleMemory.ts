@@ -2,8 +2,10 @@
  * Idle memory per shard: N shards connected and READY, then idle (the simulator's heartbeat interval is
  * 10 minutes, so nothing is sent or received while measuring). Each client runs in a fresh process with
  * `--expose-gc` (`idleMemoryProcess.ts`), all clients of a round at once (heap and RSS are per process, so
- * they do not mix; only their times to READY would, and those are not reported here); the figure is (heap or RSS once READY and idle − before
- * connecting) / N, both after forced garbage collection, the baseline taken after a one-shard warm-up.
+ * they do not mix; only their times to READY would, and those are not reported here); the figure is (heap or RSS once READY, held
+ * `holdMs` and idle − before connecting) / N, both after forced garbage collection, the baseline taken after
+ * a one-shard warm-up. The hold (11 s in `npm run bench`) lets periodic work run once: this library's first
+ * flush of its per-shard dispatch counters (every 10 s) adds Effect Metrics series that an idle bot keeps.
  *
  * Simulator for this benchmark (`SimulatorSocketServer`): max_concurrency 1000 — every shard has its own
  * identify bucket, so all identify at once — and an identify window of 0 (instead of 5 s), so repeated runs
@@ -25,6 +27,8 @@ import { BenchError } from "./BenchError.ts"
 export interface IdleMemoryOptions {
   readonly shards: number
   readonly runs: number
+  /** How long the shards run after READY before they are measured (see the module doc). */
+  readonly holdMs: number
   /** Clients measured, in table order; `raw` is the baseline when present. */
   readonly clients: ReadonlyArray<ClientKey>
 }
@@ -55,7 +59,7 @@ const inChild = (request: MemoryRequest): Effect.Effect<MemoryReply, BenchError>
       child.once("exit", (code) => resume(Effect.fail(new BenchError({ message: `idle memory process exited with ${code}` }))))
       child.send(request)
     }).pipe(
-      Effect.timeoutOrElse({ duration: "180 seconds", orElse: () => Effect.fail(new BenchError({ message: "idle memory: no answer" })) })
+      Effect.timeoutOrElse({ duration: 180_000 + request.holdMs, orElse: () => Effect.fail(new BenchError({ message: "idle memory: no answer" })) })
     )
   }))
 
@@ -65,7 +69,7 @@ export const runIdleMemory = (producer: Producer, options: IdleMemoryOptions): E
     for (let round = 0; round < options.runs; round++) {
       // Every client at once, each in its own process: heap and RSS are per process; only times are shared.
       const urls = yield* producer.start("socket", idleServerOptions)
-      const replied = yield* Effect.forEach(options.clients, (client) => inChild({ client, urls, shards: options.shards }), {
+      const replied = yield* Effect.forEach(options.clients, (client) => inChild({ client, urls, shards: options.shards, holdMs: options.holdMs }), {
         concurrency: "unbounded"
       })
       replied.forEach((reply, i) => replies[i]!.push(reply))
@@ -86,7 +90,8 @@ export const idleMemorySection = (result: IdleMemoryResult, options: IdleMemoryO
       title: `Idle memory per shard (${options.shards} shards after READY)`,
       note: `Median of ${options.runs} runs; in each, every client runs at once in its own fresh process against one ` +
         `simulator; (after − before) / ${options.shards}, ` +
-        "both after forced GC; before = after a one-shard warm-up; after = once every shard is READY and the process " +
+        "both after forced GC; before = after a one-shard warm-up; after = once every shard is READY, " +
+        `${fixed(options.holdMs / 1000, 0)} s later (this library's periodic metrics flush, every 10 s, has run once) and the process ` +
         "is idle (half a second under 2 % CPU). Simulator: max_concurrency 1000, identify window 0, heartbeat 10 min.",
       header: ["client", "heap KiB / shard", "× baseline", "RSS KiB / shard", "× baseline"],
       rows: result.map(([key, r]) => [

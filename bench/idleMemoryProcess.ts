@@ -3,9 +3,11 @@
  *
  * It receives `{ client, urls, shards }` over IPC, warms the client up with one shard (connected, READY,
  * closed) so that its code is loaded and compiled, collects garbage and takes the baseline; then connects
- * `shards` shards, waits until every one is READY and then until the process is idle (less than 2 % CPU
- * over half a second, at most 60 s: work still queued after READY is not idle), collects garbage again and
- * answers with heap and RSS per shard. Then it exits.
+ * `shards` shards, waits until every one is READY, then `holdMs` more (a long-running client's periodic work
+ * is part of its idle state: this library flushes its per-shard dispatch counters into Effect Metrics every
+ * 10 s, and the first flush adds their series), then until the process is idle (less than 2 % CPU over half
+ * a second, at most 60 s: work still queued is not idle), collects garbage again and answers with heap and
+ * RSS per shard. Then it exits.
  */
 import { Effect, Exit, References, Scope } from "effect"
 import { clients, type ClientKey } from "./clients/index.ts"
@@ -16,6 +18,8 @@ export interface MemoryRequest {
   readonly client: ClientKey
   readonly urls: ServerUrls
   readonly shards: number
+  /** How long the shards run after READY before the idle wait and the measurement. */
+  readonly holdMs: number
 }
 
 export interface MemoryReply {
@@ -23,7 +27,7 @@ export interface MemoryReply {
   readonly rssPerShard: number
   /** Seconds from the start of the connections to every shard READY. */
   readonly readySeconds: number
-  /** Seconds from READY until the process was idle. */
+  /** Seconds from the end of the hold until the process was idle. */
   readonly settleSeconds: number
 }
 
@@ -67,6 +71,7 @@ const measure = (request: MemoryRequest) =>
     const running = yield* Scope.provide(client.start({ ...options, shardCount: request.shards }), scope)
     yield* bounded(running.ready)
     const readySeconds = (performance.now() - startedAt) / 1000
+    yield* Effect.sleep(request.holdMs)
     const settleSeconds = yield* settle
     const after = yield* collect
     yield* Scope.close(scope, Exit.void)

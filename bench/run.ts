@@ -33,7 +33,7 @@ const throughputOptions = {
   clients: ["null", "raw", "ours", "discordjs"]
 } as const
 const filteredOptions = { shards: 1, eventsPerRun: 150_000, runs: 5, clients: ["null", "raw", "ours", "discordjs"] } as const
-const idleMemoryOptions = { shards: 1000, runs: 3, clients: ["raw", "transport", "ours", "discordjs"] } as const
+const idleMemoryOptions = { shards: 1000, runs: 3, holdMs: 11_000, clients: ["raw", "transport", "ours", "discordjs"] } as const
 const startupOptions = { shards: 32, concurrency: 16, windowMs: 5000, runs: 3, clients: ["ours", "discordjs"] } as const
 const resumeOptions = { drops: 5, clients: ["raw", "ours", "discordjs"] } as const
 

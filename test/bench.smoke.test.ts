@@ -80,7 +80,7 @@ layer(ProducerProcess.layer, { timeout: "30 seconds", excludeTestServices: true 
   it.effect("idle memory, startup and drop to RESUMED produce finite figures", () =>
     quiet(Effect.gen(function*() {
       const producer = yield* ProducerProcess
-      const memory = yield* runIdleMemory(producer, { shards: Shards, runs: 1, clients: ["ours"] })
+      const memory = yield* runIdleMemory(producer, { shards: Shards, runs: 1, holdMs: 0, clients: ["ours"] })
       const [reply] = memory[0]![1]
       expect(Number.isFinite(reply!.heapPerShard) && Number.isFinite(reply!.rssPerShard)).toBe(true)
       expect(reply!.readySeconds).toBeGreaterThan(0)
