@@ -59,10 +59,12 @@ const program = Effect.gen(function*() {
   })
 
   const guilds = makeGuilds(flags.guilds)
+  // Without --seed one is drawn and printed, so a run's choices (fault order, targets, timings) can be replayed.
+  const seed = flags.seed ?? (yield* Random.nextIntBetween(0, 2 ** 31 - 1))
   yield* Console.log(
     `soak: ${flags.shards} shards, ${flags.guilds} guilds, ${flags.rate} events/s, a fault every ~${flags.faultEveryMs / 1000} s, ` +
-      `a reshard every ${flags.reshardEveryMs / 1000} s, for ${flags.durationMs / 1000} s (simulator on 127.0.0.1, real sockets)` +
-      (flags.seed === undefined ? "" : `, seed ${flags.seed}`)
+      `a reshard every ${flags.reshardEveryMs / 1000} s, for ${flags.durationMs / 1000} s (simulator on 127.0.0.1, real sockets), ` +
+      `seed ${seed}`
   )
   if (gc === undefined) yield* Console.log("note: node runs without --expose-gc; heap figures are taken without a full GC")
 
@@ -89,7 +91,7 @@ const program = Effect.gen(function*() {
       replayBufferSize: Math.max(500, Math.ceil((flags.rate / flags.shards) * 60))
     }))
   )
-  const result = yield* Effect.result(flags.seed === undefined ? soak : Random.withSeed(soak, flags.seed))
+  const result = yield* Effect.result(Random.withSeed(soak, seed))
   if (Result.isFailure(result)) {
     yield* Console.error(`npm run soak: could not run: ${result.failure.message}`)
     process.exitCode = 1

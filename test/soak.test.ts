@@ -31,6 +31,7 @@ describe("soak ledger", () => {
     const settled = ledger.settle(new Set(["session-1"]))
     expect(settled).toMatchObject({ sent: 3, delivered: 3, duplicates: 1, outOfOrder: 1, unexpected: 1, missing: 0 })
     expect(settled.duplicateSamples).toEqual([{ id: 2, guild: 0, shard: 1, at: 13 }])
+    expect(settled.outOfOrderSamples).toEqual([{ id: 1, guild: 0, shard: 0, at: 12, after: 2 }])
   })
 
   it("an undelivered event is lost legitimately only if a fault destroyed its sessions and none is alive; otherwise it is missing", () => {

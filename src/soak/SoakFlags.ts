@@ -47,7 +47,7 @@ Exits 1 if an event was lost or delivered twice, or an unhandled error happened.
   --guilds <n>          guilds (default 12 per initial shard)
   --max-concurrency <n> identify buckets (default 16)
   --progress-every <s>  progress line period (default 10)
-  --seed <n>            seed for the random choices (default: random)
+  --seed <n>            seed for the random choices (default: drawn and printed in the first line)
   --help                this text`
 
 type Key = Exclude<keyof SoakFlags, "help">

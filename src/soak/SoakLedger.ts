@@ -11,7 +11,7 @@
  *
  * Deliveries are counted per id: a second delivery of an id is a duplicate. Per guild, a delivery with a
  * smaller id than the guild's latest one is out of order (informational: a guild's events are sent in id
- * order).
+ * order; docs/RESHARDING.md says when a reshard may break it). The first of each are kept for the report.
  *
  * At the end (`settle`) each event never delivered is classified from the fate of the sessions it went into:
  * - none (no session owned its guild: the shard was between a destroyed session and its new READY, §1.9) —
@@ -59,13 +59,18 @@ export interface MissingEvent {
   readonly sessions: ReadonlyArray<{ readonly id: string; readonly fate: SessionFate }>
 }
 
-/** A second (or later) delivery of an event, for the report. */
-export interface DuplicateDelivery {
+/** A delivery the report shows: a second (or later) one of an event, or one out of its guild's order. */
+export interface DeliverySample {
   readonly id: number
   readonly guild: number
-  /** The shard that delivered it again, and when (the caller's clock, ms). */
+  /** The shard that delivered it, and when (the caller's clock, ms). */
   readonly shard: number
   readonly at: number
+}
+
+/** A delivery of an event after a later event of its guild (`after`: the latest id delivered for that guild). */
+export interface OutOfOrderDelivery extends DeliverySample {
+  readonly after: number
 }
 
 /** What became of a session, as far as the ledger can tell at the end. */
@@ -80,7 +85,9 @@ export interface LedgerSettlement extends LedgerTotals {
   /** Up to `sampleSize` missing events. */
   readonly missingSamples: ReadonlyArray<MissingEvent>
   /** The first duplicate deliveries (up to 10). */
-  readonly duplicateSamples: ReadonlyArray<DuplicateDelivery>
+  readonly duplicateSamples: ReadonlyArray<DeliverySample>
+  /** The first out-of-order deliveries (up to 10). */
+  readonly outOfOrderSamples: ReadonlyArray<OutOfOrderDelivery>
 }
 
 export interface Ledger {
@@ -117,7 +124,8 @@ export const make = (guildCount: number): Ledger => {
   let duplicates = 0
   let outOfOrder = 0
   let unexpected = 0
-  const duplicateSamples: Array<DuplicateDelivery> = []
+  const duplicateSamples: Array<DeliverySample> = []
+  const outOfOrderSamples: Array<OutOfOrderDelivery> = []
 
   const ensure = (id: number) => {
     if (id < states.length) return
@@ -183,8 +191,11 @@ export const make = (guildCount: number): Ledger => {
       delivered++
       pending.delete(id)
       if (guild >= 0 && guild < lastByGuild.length) {
-        if (id < lastByGuild[guild]!) outOfOrder++
-        else lastByGuild[guild] = id
+        const latest = lastByGuild[guild]!
+        if (id < latest) {
+          outOfOrder++
+          if (outOfOrderSamples.length < 10) outOfOrderSamples.push({ id, guild, shard, at, after: latest })
+        } else lastByGuild[guild] = id
       }
     },
     destroyedByFault: (sessionIds) => {
@@ -226,7 +237,8 @@ export const make = (guildCount: number): Ledger => {
         lostWithDestroyedSession: lost,
         missing,
         missingSamples: samples,
-        duplicateSamples: duplicateSamples.slice()
+        duplicateSamples: duplicateSamples.slice(),
+        outOfOrderSamples: outOfOrderSamples.slice()
       }
     }
   }

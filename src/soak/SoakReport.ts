@@ -118,6 +118,9 @@ export const format = (report: SoakReport): ReadonlyArray<string> => {
   for (const d of events.duplicateSamples) {
     lines.push(`    duplicate #${d.id} (guild ${d.guild}) delivered again by shard ${d.shard} at ${seconds(d.at)}`)
   }
+  for (const d of events.outOfOrderSamples) {
+    lines.push(`    out of order #${d.id} (guild ${d.guild}) delivered by shard ${d.shard} at ${seconds(d.at)}, after #${d.after}`)
+  }
   for (const sample of events.missingSamples) {
     const sessions = sample.sessions.map((s) => `${s.id} (${s.fate})`).join(", ")
     lines.push(`    missing #${sample.id} (guild ${sample.guild}) went into ${sessions || "no session"}`)
