@@ -26,7 +26,7 @@ export interface SoakFlags {
   readonly maxConcurrency: number
   /** Progress line period. Default 10 s. */
   readonly progressEveryMs: number
-  /** Seed of Effect's Random (fault order, targets, timings). Default: random. */
+  /** Seed of Effect's Random (fault order, targets, timings). Undefined: `npm run soak` draws one and prints it. */
   readonly seed: number | undefined
   readonly help: boolean
 }
