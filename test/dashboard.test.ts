@@ -8,7 +8,6 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { type Duration, Effect, Fiber, Option, Random, Result, Schema } from "effect"
-import { TestClock } from "effect/testing"
 import { spawn } from "node:child_process"
 import * as Dashboard from "../src/dashboard/Dashboard.ts"
 import { demoGuilds } from "../src/dashboard/DemoGuilds.ts"

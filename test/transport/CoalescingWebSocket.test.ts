@@ -181,7 +181,7 @@ describe("CoalescingWebSocket", () => {
       const server = yield* testServer
       const log: Array<string> = []
       const closed = yield* Deferred.make<void>()
-      const { serverSide, socket } = yield* rawClient(server, (socket) => {
+      const { serverSide } = yield* rawClient(server, (socket) => {
         socket.addEventListener("message", (event) => {
           for (const frame of decoded((event.data as FrameBatch).frames)) log.push(`frame ${String(frame)}`)
         })
