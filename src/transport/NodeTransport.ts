@@ -14,7 +14,7 @@
  * Incoming message size is left at the `ws` default (100 MiB) since READY can be megabytes (§5.1).
  */
 import { NodeWS } from "@effect/platform-node"
-import { Duration, Effect, Exit, Layer, Scope } from "effect"
+import { Context, Duration, Effect, Exit, Layer, Scope } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import { Socket } from "effect/socket"
 import { ConnectFailed, ConnectionClosed } from "../Errors.ts"
@@ -87,14 +87,18 @@ const connectWith = (
     // The connection gets its own child of the caller's Scope so a failed open is released at once.
     const scope = yield* Scope.fork(yield* Effect.scope)
     let ws: CoalescingWebSocket | undefined
-    const capture: MakeWebSocket = (u, options) => {
-      const made = makeWebSocket(u, options)
-      if (!isNodeWebSocket(made)) throw new TypeError("NodeTransport needs the `ws` package's WebSocket (NodeWS)")
-      return ws = new CoalescingWebSocket(made)
-    }
-    const socket = yield* Socket.makeWebSocket(url, { openTimeout }).pipe(
-      Effect.provideService(Socket.WebSocketConstructor, capture)
+    const open = Effect.acquireRelease(
+      Effect.sync(() => {
+        const made = makeWebSocket(url)
+        if (!isNodeWebSocket(made)) throw new TypeError("NodeTransport needs the `ws` package's WebSocket (NodeWS)")
+        return ws = new CoalescingWebSocket(made)
+      }),
+      (opened) => Effect.sync(() => opened.close(1000))
     )
+    // Built with an empty context: effect/socket keeps the context it was built in for the connection's life
+    // and merges it into the reader's, which copies every service of both into a new map per connection
+    // (about 0.4 KiB) unless one of them is empty. The socket needs no service: the constructor is in hand.
+    const socket = yield* Effect.provideContext(Socket.fromWebSocket(open, { openTimeout }), Context.empty())
     const reader = yield* Scope.provide(socket.reader, scope).pipe(
       Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause))),
       Effect.mapError((error) => connectFailed(url, error, openTimeout))
