@@ -11,6 +11,8 @@
  * backpressure, when the ACK may be waiting unread) and, beside it, IDENTIFY through the limiter or
  * RESUME at the resume URL → READY/RESUMED (deadline, extended while dispatches flow) → commands flow.
  * Only ops 1, 2 and 6 are sent before READY/RESUMED (item 15), all through the connection's send limiter.
+ * The shard's fiber reads the connection itself; a close decided elsewhere (a stop, a deadline, a zombie)
+ * closes the connection, which ends the pending read at once, and gives up a wait on a full subscriber.
  *
  * Between connections: the close-code table decides resume / identify / fatal; consecutive failed attempts
  * wait on the reconnect Schedule (exponential from 1 s with jitter, capped at 60 s, reset after a healthy
@@ -599,7 +601,9 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       // Every buffer had room: done, nothing to wait for (the common case allocates nothing more).
       if (published === Effect.void) return published
       publishing = true
-      return Effect.andThen(published, publishDone)
+      // A connection ended meanwhile (a stop, a deadline) does not wait for a full subscriber to take: the
+      // wait is given up, so that a stop requested by the consumer itself cannot deadlock.
+      return Effect.raceFirst(Effect.andThen(published, publishDone), Effect.ignore(awaitEnded))
     }
 
     // The per-event path: no generator, one Dispatch object, one publish.
@@ -760,11 +764,11 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       if (wakePump === startPump) wakePump = undefined
     }))
     if (stopping !== null) yield* closeForStop
-    // The read loop is the connection's one long-lived fiber besides the heartbeat; its outcome (or a
-    // `finish` from elsewhere) ends the connection.
-    yield* fork(Effect.flatMap(Effect.exit(readLoop), (exit) => Deferred.done(ended, exit)))
+    // The read loop runs on the shard's own fiber: a connection keeps one long-lived fiber besides it, the
+    // heartbeat's. Its outcome, or a `finish` from elsewhere (which closes the connection, so that the
+    // transport ends the pending read at once), ends the connection.
     // @effect-diagnostics-next-line returnEffectInGen:off -- flattened: the generator hands over what to wait for
-    return awaitEnded
+    return Effect.flatMap(Effect.exit(readLoop), (exit) => Effect.andThen(Deferred.done(ended, exit), awaitEnded))
   })))
 
   // ---- the shard's life ----

@@ -11,7 +11,9 @@
  *
  * Order is kept: frames leave in arrival order, and pending frames are flushed before a `close` or `error`
  * event is passed on (PROTOCOL.md §1.10: frames received before the close are delivered first). The close
- * code and reason are recorded (`closed`) before that flush. Listeners follow EventTarget rules: one
+ * code and reason are recorded (`closed`) before that flush. A connection ends once: our own `close` passes
+ * on a `close` event with our code at once (its reader is not left waiting up to 30 s for the server's
+ * answer), and nothing that arrives after it is passed on. Listeners follow EventTarget rules: one
  * registration per (type, listener), `once` honoured, called in the order added.
  */
 import type { Socket } from "effect/socket"
@@ -58,6 +60,8 @@ export class CoalescingWebSocket implements Socket.WebSocketLike {
   private listeners: Array<{ readonly type: EventName; readonly listener: Listener; readonly once: boolean }> = []
   /** The close the server (or the network) ended the connection with, known before any listener runs. */
   closed: { readonly code: number; readonly reason: string } | undefined = undefined
+  /** The `close` event went out (for the server's close or for ours): later frames are not passed on. */
+  private ended = false
 
   private readonly flush = () => {
     if (this.pending.length === 0) return
@@ -70,6 +74,7 @@ export class CoalescingWebSocket implements Socket.WebSocketLike {
   constructor(ws: NodeWebSocket) {
     this.ws = ws
     ws.on("message", (data: RawData, isBinary: boolean) => {
+      if (this.ended) return
       const bytes = toBuffer(data)
       if (this.pending.length === 0) queueMicrotask(this.flush)
       this.pending.push(isBinary ? bytes : new TextFrame(bytes))
@@ -89,8 +94,7 @@ export class CoalescingWebSocket implements Socket.WebSocketLike {
     ws.on("close", (code: number, reason: Buffer) => {
       // Recorded first: a listener woken by the flush (a reader that sends) already sees the close.
       this.closed = { code, reason: reason.toString() }
-      this.flush()
-      this.dispatch("close", { type: "close", ...this.closed })
+      this.end(this.closed.code, this.closed.reason)
     })
   }
 
@@ -119,12 +123,26 @@ export class CoalescingWebSocket implements Socket.WebSocketLike {
     this.listeners = this.listeners.filter((entry) => entry.type !== type || entry.listener !== listener)
   }
 
+  /**
+   * Starts the close handshake and ends reading at once: the frames received so far, then a `close` event
+   * with our code. The server's answer is not waited for (`ws` waits up to 30 s for it); whatever arrives
+   * after our close frame is dropped, as the protocol lets it be (PROTOCOL.md §1.10).
+   */
   close(code?: number, reason?: string): void {
     this.ws.close(code, reason)
+    this.end(code ?? 1005, reason ?? "")
   }
 
   send(data: string | Uint8Array<ArrayBuffer>): void {
     this.ws.send(data)
+  }
+
+  /** The connection ended (the server's close, a drop, or ours): pending frames first, then one `close`. */
+  private end(code: number, reason: string): void {
+    if (this.ended) return
+    this.ended = true
+    this.flush()
+    this.dispatch("close", { type: "close", code, reason })
   }
 
   private dispatch(type: EventName, event: Socket.WebSocketEvent): void {

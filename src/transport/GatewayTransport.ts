@@ -31,7 +31,9 @@ export interface GatewayConnection {
   readonly send: (frame: string) => Effect.Effect<void, ConnectionClosed>
   /**
    * Starts the close handshake with this code (1000/1001 end the Discord session, 4000 keeps it
-   * resumable). Idempotent; never fails. `receive` then fails with `ConnectionClosed`.
+   * resumable). Idempotent; never fails. `receive` then fails at once with `ConnectionClosed` (`by:
+   * "client"`), after the frames already received, without waiting for the server's answer: the shard
+   * reads on its own fiber, and a close decided elsewhere (a stop, a deadline, a zombie) ends its read.
    */
   readonly close: (code: number, reason?: string) => Effect.Effect<void>
 }

@@ -7,8 +7,8 @@
  * `connect` opens the socket in the caller's Scope and resolves once it is open; an open failure or timeout
  * is a `ConnectFailed`. `receive` hands over the raw frames (text as undecoded `TextFrame`s, binary as bytes)
  * in batches; every end of the connection fails it with `ConnectionClosed`: the server's close code and reason
- * (`by: "server"`), the close we started (`by: "client"`), or 1006 when the connection dropped without a
- * close frame (`by: "transport"`). `close(code)` sends our close frame once (PROTOCOL.md §1.10: 1000/1001
+ * (`by: "server"`), the close we started (`by: "client"`, at once: the server's answer is not waited for), or
+ * 1006 when the connection dropped without a close frame (`by: "transport"`). `close(code)` sends our close frame once (PROTOCOL.md §1.10: 1000/1001
  * end the Discord session, 4000 keeps it resumable); a Scope closed without it closes with 1000.
  *
  * Incoming message size is left at the `ws` default (100 MiB) since READY can be megabytes (§5.1).

@@ -335,6 +335,26 @@ describe("commands", () => {
       expect(exit !== undefined && Exit.isSuccess(exit)).toBe(true)
     }).pipe(Effect.provide(layer())))
 
+  it.effect("stop while the reader waits on a full \"suspend\" subscriber that never takes: the stop completes, 1000 is sent", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const sink = yield* DispatchSink
+      // subscribed, buffer of one, never read: READY fills it, the next dispatch holds the reader
+      const unread = yield* sink.subscription({ capacity: 1, overflow: "suspend" })
+      const shard = yield* startShard()
+      yield* advance(100)
+      expect(yield* phaseOf(shard)).toBe("ready")
+      yield* sim.dispatch("MESSAGE_CREATE", { id: "1", channel_id: "2", guild_id: guilds[0], content: "held" })
+      yield* advance(100)
+      const stopping = yield* Effect.forkChild(shard.stop())
+      yield* advance(100)
+      expect(stopping.pollUnsafe()).toEqual(Exit.void)
+      // the subscriber never took more than READY: the held dispatch was waiting, not delivered
+      expect((yield* Stream.runCollect(Stream.take(unread, 1))).map((d) => d.name)).toEqual(["READY"])
+      const connections = yield* sim.connections
+      expect(connections.map((c) => [c.closeCode, c.closedBy])).toEqual([[1000, "client"]])
+    }).pipe(Effect.provide(layer())))
+
   it.effect("send after stop fails with ShardStopped and sends nothing", () =>
     Effect.gen(function*() {
       const sim = yield* GatewaySimulator

@@ -346,9 +346,9 @@ describe("CoalescingWebSocket", () => {
       yield* Deferred.await(closed).pipe(bounded("close"))
       expect(calls).toEqual({ keptOpen: 1, onceError: 1, keptClose: 1, onceClose: 1, twiceAddedClose: 1 })
 
-      // once: a second close event reaches the plain listener but not the once listener
+      // a connection ends once: a second close event from `ws` is not passed on
       ws.emit("close", 4002, Buffer.from("again"))
-      expect(calls).toEqual({ keptOpen: 1, onceError: 1, keptClose: 2, onceClose: 1, twiceAddedClose: 2 })
+      expect(calls).toEqual({ keptOpen: 1, onceError: 1, keptClose: 1, onceClose: 1, twiceAddedClose: 1 })
     }))
 
   it.live("an 'error' on the ws socket with no error listener does not throw", () =>
@@ -402,6 +402,40 @@ describe("CoalescingWebSocket", () => {
       expect(log2.slice(2)).toHaveLength(1)
       expect(log2[2]).toMatch(/^error .*UTF-8/i)
     }))
+  it.live("our close ends reading at once: this turn's frames, then one close with our code; nothing after it", () =>
+    Effect.gen(function*() {
+      const { socket, ws } = fake()
+      const seen: Array<string> = []
+      socket.addEventListener("message", (event) => {
+        for (const frame of decoded((event.data as FrameBatch).frames)) seen.push(`frame ${String(frame)}`)
+      })
+      socket.addEventListener("close", (event) => {
+        seen.push(`close ${event.code} ${event.reason}`)
+      })
+      ws.emit("message", Buffer.from("a"), false)
+      ws.emit("message", Buffer.from("b"), false)
+      socket.close(4000, "bye")
+      expect(seen).toEqual(["frame a", "frame b", "close 4000 bye"])
+      // the server's late frames and its answer to our close are not passed on
+      ws.emit("message", Buffer.from("c"), false)
+      yield* drainMicrotasks
+      ws.emit("close", 4000, Buffer.from("bye"))
+      expect(seen).toEqual(["frame a", "frame b", "close 4000 bye"])
+      expect(socket.closed).toEqual({ code: 4000, reason: "bye" })
+
+      // a close `ws` refuses (an invalid code throws) ends nothing
+      const refused = fake()
+      const events: Array<string> = []
+      refused.socket.addEventListener("close", () => {
+        events.push("close")
+      })
+      refused.ws.close = () => {
+        throw new TypeError("invalid close code")
+      }
+      expect(() => refused.socket.close(1006)).toThrow("invalid close code")
+      expect(events).toEqual([])
+    }))
+
   it.live("EventTarget rules: one listener for two types gets both; message `once` honoured, a duplicate add ignored", () =>
     Effect.gen(function*() {
       const { socket, ws } = fake()
@@ -409,12 +443,6 @@ describe("CoalescingWebSocket", () => {
       const both = (event: Socket.WebSocketEvent) => {
         seen.push(event.type)
       }
-      socket.addEventListener("error", both)
-      socket.addEventListener("close", both)
-      ws.emit("error", new Error("boom"))
-      ws.emit("close", 1006, Buffer.alloc(0))
-      expect(seen).toEqual(["error", "close"])
-
       let calls = 0
       const onMessage = () => {
         calls++
@@ -426,6 +454,12 @@ describe("CoalescingWebSocket", () => {
       ws.emit("message", Buffer.from("b"), false)
       yield* drainMicrotasks
       expect(calls).toBe(1)
+
+      socket.addEventListener("error", both)
+      socket.addEventListener("close", both)
+      ws.emit("error", new Error("boom"))
+      ws.emit("close", 1006, Buffer.alloc(0))
+      expect(seen).toEqual(["error", "close"])
 
       // a listener removed by an earlier one during the same event is not called
       const order: Array<string> = []

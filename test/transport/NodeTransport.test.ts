@@ -4,7 +4,7 @@
  * an event (a connection, a message, a close).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Queue } from "effect"
+import { Deferred, Effect, Fiber, Queue } from "effect"
 import * as net from "node:net"
 import type { AddressInfo } from "node:net"
 import * as zlib from "node:zlib"
@@ -125,6 +125,23 @@ describe("NodeTransport", () => {
       const error = yield* Effect.flip(connection.receive)
       expect({ ...error }).toMatchObject({ code: 4000, reason: "resume", by: "client" })
       expect(yield* Effect.flip(connection.send("{}"))).toMatchObject({ code: 4000, by: "client" })
+    }).pipe(Effect.provide(NodeTransport.layer)))
+
+  it.live("a receive waiting when we close fails at once with our close, though the server never answers it", () =>
+    Effect.gen(function*() {
+      const server = yield* testServer
+      const { connection, serverSide } = yield* open(server)
+      const waiting = yield* Effect.forkChild(Effect.flip(connection.receive), { startImmediately: true })
+      // The server stops reading: our close frame is never answered (`ws` would wait 30 s for the answer).
+      ;(serverSide.socket as unknown as { readonly _socket: net.Socket })._socket.pause()
+      yield* connection.close(4000, "zombie")
+      const error = yield* Fiber.join(waiting).pipe(Effect.timeoutOrElse({
+        duration: "5 seconds",
+        orElse: () => Effect.die(new Error("receive did not end with our close"))
+      }))
+      expect(error).toBeInstanceOf(ConnectionClosed)
+      expect({ ...error }).toMatchObject({ code: 4000, reason: "zombie", by: "client" })
+      expect(Deferred.isDoneUnsafe(serverSide.closed)).toBe(false)
     }).pipe(Effect.provide(NodeTransport.layer)))
 
   it.live("close with a code that may not be sent (1006) does nothing; a later close(4000) still works", () =>
