@@ -2,15 +2,16 @@
  * The runtime's Effect Metrics; export them with any effect/observability exporter (Prometheus, OTLP).
  *
  * Counters carry a `shard` attribute (`updateForShard`, never per event): which shard reconnects or
- * identifies is what an operator looks for. The two histograms (identify wait, heartbeat latency) are one
- * per process, without it: a histogram per shard is a series per bucket per shard (15 000 series at 1000
- * shards, each kept in memory for as long as the process runs), and a shard's own latency is in
- * `Gateway.status` (`latencyMs`).
+ * identifies is what an operator looks for. Connections are counted per process: a shard's are one more than
+ * its reconnects, and a series per shard that every healthy shard has would cost about 0.65 KiB each for the
+ * life of the process to say so. The two histograms (identify wait, heartbeat latency) are one per process
+ * too: a histogram per shard is a series per bucket per shard (15 000 series at 1000 shards, each kept in
+ * memory for as long as the process runs), and a shard's own latency is in `Gateway.status` (`latencyMs`).
  */
 import { Metric } from "effect"
 
 export const connections = Metric.counter("discord_gateway_connections_total", {
-  description: "gateway WebSocket connections opened"
+  description: "gateway WebSocket connections opened (all shards; a shard's: 1 + its reconnects)"
 })
 export const reconnects = Metric.counter("discord_gateway_reconnects_total", {
   description: "connections opened after a shard's first one"

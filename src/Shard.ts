@@ -404,7 +404,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     }
     resumeUrlRefused = false
     yield* setPhase("hello")
-    yield* Metrics.updateForShard(Metrics.connections, shardId, 1)
+    yield* Metric.update(Metrics.connections, 1)
     const conn: GatewayConnection = opened.success
     const connectionScope = yield* Effect.scope
     // A defect (a bug in code run per dispatch, e.g. a cache) ends the shard's fiber: close with 4000, not

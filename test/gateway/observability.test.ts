@@ -41,7 +41,7 @@ const reconnectLogged = <E, R>(setup: Effect.Effect<unknown, E, R>, target: Shar
   })
 
 describe("Gateway observability", () => {
-  it.effect("metrics: connections, identifies and resumes per shard; identify wait and heartbeat latency for all shards", () =>
+  it.effect("metrics: reconnects, identifies and resumes per shard; connections, identify wait and heartbeat latency for all shards", () =>
     Effect.gen(function*() {
       const gateway = yield* makeGateway()
       yield* advance(6000)
@@ -53,7 +53,10 @@ describe("Gateway observability", () => {
       const byShard = (id: string) =>
         Effect.map(series(id), (all) =>
           Object.fromEntries(all.map((s) => [String(s.attributes.shard), counterOf(s.state)])))
-      expect(yield* byShard("discord_gateway_connections_total")).toEqual({ 0: 1, 1: 2 })
+      expect(yield* byShard("discord_gateway_reconnects_total")).toEqual({ 1: 1 })
+      // connections for the whole process, no `shard` attribute: a shard's are 1 + its reconnects
+      const connections = yield* series("discord_gateway_connections_total")
+      expect(connections.map((s) => [s.attributes, counterOf(s.state)])).toEqual([[{}, 3]])
       expect(yield* byShard("discord_gateway_identifies_total")).toEqual({ 0: 1, 1: 1 })
       expect(yield* byShard("discord_gateway_resumes_total")).toEqual({ 1: 1 })
 
