@@ -4,7 +4,7 @@
  * `--expose-gc` (`idleMemoryProcess.ts`), all clients of a round at once (heap and RSS are per process, so
  * they do not mix; only their times to READY would, and those are not reported here); the figure is (heap or RSS once READY, held
  * `holdMs` and idle − before connecting) / N, both after forced garbage collection, the baseline taken after
- * a one-shard warm-up. The hold (11 s in `npm run bench`) lets periodic work run once: this library's first
+ * a warm-up run of N / 10 shards (connected, READY, closed), so that code compiled once is not counted per shard. The hold (11 s in `npm run bench`) lets periodic work run once: this library's first
  * flush of its per-shard dispatch counters (every 10 s) adds Effect Metrics series that an idle bot keeps.
  *
  * Simulator for this benchmark (`SimulatorSocketServer`): max_concurrency 1000 — every shard has its own
@@ -63,13 +63,17 @@ const inChild = (request: MemoryRequest): Effect.Effect<MemoryReply, BenchError>
     )
   }))
 
+/** The warm-up run before the baseline: a tenth of the measured shards (at least one). */
+const warmUpShards = (shards: number) => Math.max(1, Math.round(shards / 10))
+
 export const runIdleMemory = (producer: Producer, options: IdleMemoryOptions): Effect.Effect<IdleMemoryResult, BenchError> =>
   Effect.gen(function*() {
     const replies = options.clients.map((): Array<MemoryReply> => [])
     for (let round = 0; round < options.runs; round++) {
       // Every client at once, each in its own process: heap and RSS are per process; only times are shared.
       const urls = yield* producer.start("socket", idleServerOptions)
-      const replied = yield* Effect.forEach(options.clients, (client) => inChild({ client, urls, shards: options.shards, holdMs: options.holdMs }), {
+      const request = { urls, shards: options.shards, warmUpShards: warmUpShards(options.shards), holdMs: options.holdMs }
+      const replied = yield* Effect.forEach(options.clients, (client) => inChild({ ...request, client }), {
         concurrency: "unbounded"
       })
       replied.forEach((reply, i) => replies[i]!.push(reply))
@@ -90,7 +94,8 @@ export const idleMemorySection = (result: IdleMemoryResult, options: IdleMemoryO
       title: `Idle memory per shard (${options.shards} shards after READY)`,
       note: `Median of ${options.runs} runs; in each, every client runs at once in its own fresh process against one ` +
         `simulator; (after − before) / ${options.shards}, ` +
-        "both after forced GC; before = after a one-shard warm-up; after = once every shard is READY, " +
+        `both after forced GC; before = after a warm-up run of ${warmUpShards(options.shards)} shards (connected, READY, closed: ` +
+        "code compiled once is not counted per shard); after = once every shard is READY, " +
         `${fixed(options.holdMs / 1000, 0)} s later (this library's periodic metrics flush, every 10 s, has run once) and the process ` +
         "is idle (half a second under 2 % CPU). Simulator: max_concurrency 1000, identify window 0, heartbeat 10 min.",
       header: ["client", "heap KiB / shard", "× baseline", "RSS KiB / shard", "× baseline"],

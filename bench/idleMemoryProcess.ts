@@ -1,8 +1,9 @@
 /**
  * Child process of the idle-memory benchmark: one client, one fresh process (run with `--expose-gc`).
  *
- * It receives `{ client, urls, shards }` over IPC, warms the client up with one shard (connected, READY,
- * closed) so that its code is loaded and compiled, collects garbage and takes the baseline; then connects
+ * It receives `{ client, urls, shards, warmUpShards }` over IPC, warms the client up with `warmUpShards`
+ * shards (connected, READY, closed) so that its code is loaded and compiled, collects garbage and takes the
+ * baseline; then connects
  * `shards` shards, waits until every one is READY, then `holdMs` more (a long-running client's periodic work
  * is part of its idle state: this library flushes its per-shard dispatch counters into Effect Metrics every
  * 10 s, and the first flush adds their series), then until the process is idle (less than 2 % CPU over half
@@ -18,6 +19,12 @@ export interface MemoryRequest {
   readonly client: ClientKey
   readonly urls: ServerUrls
   readonly shards: number
+  /**
+   * Shards of the warm-up run before the baseline. One shard loads the code but leaves the compilation of its
+   * hot paths to the measured run, where V8's code and feedback (about 1 KiB per shard over 1000 shards, seen
+   * in heap snapshots) would count as per-shard memory; a tenth of the shards runs them hot first.
+   */
+  readonly warmUpShards: number
   /** How long the shards run after READY before the idle wait and the measurement. */
   readonly holdMs: number
 }
@@ -64,7 +71,7 @@ const measure = (request: MemoryRequest) =>
     const bounded = <A>(effect: Effect.Effect<A, BenchError>) =>
       effect.pipe(Effect.timeoutOrElse({ duration: "120 seconds", orElse: () => Effect.fail(new BenchError({ message: `${client.name}: not ready` })) }))
     // warm-up: one shard, then closed
-    yield* Effect.scoped(Effect.flatMap(client.start({ ...options, shardCount: 1 }), (running) => bounded(running.ready)))
+    yield* Effect.scoped(Effect.flatMap(client.start({ ...options, shardCount: request.warmUpShards }), (running) => bounded(running.ready)))
     const before = yield* collect
     const scope = yield* Scope.make()
     const startedAt = performance.now()
