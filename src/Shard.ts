@@ -806,31 +806,40 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       }).pipe(Effect.andThen(nextConnection))
     })
 
-  const lifecycle: Effect.Effect<void, FatalCloseError> = nextConnection.pipe(
-    Effect.tapError((error) => update({ phase: "fatal", lastError: error.message })),
-    Effect.tapError((error) => Effect.logError(error.message)),
-    Effect.ensuring(Effect.gen(function*() {
-      // Pending and queued commands fail: the shard will not send them.
+  // The end of the shard's life is one step on its fiber (one frame kept below the connections for the
+  // shard's whole life, where a chain of taps, `ensuring` and `onExit` kept six):
+  // - a fatal close: the phase says so and the error is logged;
+  // - always: pending and queued commands fail, since the shard will not send them;
+  // - a defect: the session is saved with the sequence of the dispatch being handled (it is counted before it
+  //   is published), so that a restart RESUMEs after it rather than replaying it into the same defect;
+  // - a graceful end: the session is kept for a resumable stop and forgotten otherwise, and the phase is
+  //   "stopped";
+  // - then the supervisor's `onEnd`, with how the shard ended.
+  const onEnd = options.onEnd
+  const end = (exit: Exit.Exit<void, FatalCloseError>): Effect.Effect<void> =>
+    Effect.gen(function*() {
+      const fatal = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : Option.none()
+      if (Option.isSome(fatal)) {
+        yield* update({ phase: "fatal", lastError: fatal.value.message })
+        yield* Effect.logError(fatal.value.message)
+      }
       shardEnded = true
       const stopped = new ShardStopped({ shardId })
       if (pending !== undefined) yield* Deferred.fail(pending.done, stopped)
-      if (commands === undefined) return
-      for (const item of yield* Queue.clear(commands)) yield* Deferred.fail(item.done, stopped)
-      yield* Queue.shutdown(commands)
-    }))
-  )
-
-  // After a defect the session is saved with the sequence of the dispatch being handled (it is counted
-  // before it is published): a restart RESUMEs after it, rather than replaying it into the same defect.
-  const life = Effect.tapDefect(lifecycle, () => saveSession).pipe(
-    Effect.andThen(Effect.suspend(() => {
-      // Graceful end: keep the session for a resumable stop, forget it otherwise.
-      if (stopping !== null && !stopping.resumable) session = null
-      return Effect.andThen(saveSession, setPhase("stopped"))
-    }))
-  )
-  const onEnd = options.onEnd
-  const fiber = yield* Effect.forkScoped(onEnd === undefined ? life : Effect.onExit(life, onEnd))
+      if (commands !== undefined) {
+        for (const item of yield* Queue.clear(commands)) yield* Deferred.fail(item.done, stopped)
+        yield* Queue.shutdown(commands)
+      }
+      if (Exit.isFailure(exit)) {
+        if (Cause.hasDies(exit.cause)) yield* saveSession
+      } else {
+        if (stopping !== null && !stopping.resumable) session = null
+        yield* saveSession
+        yield* setPhase("stopped")
+      }
+      if (onEnd !== undefined) yield* onEnd(exit)
+    })
+  const fiber = yield* Effect.forkScoped(Effect.onExit(nextConnection, end))
 
   const shard: Shard = new ShardHandle(shardId, shardCount, fiber, {
     state: () => withLive(state),
