@@ -747,7 +747,19 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     // socket full: a subscriber's buffer held 1 900 dispatches on average (4 096 at most) without this, 345
     // with it, and GC took about half the time.
     const yieldThenRead = Effect.andThen(Effect.yieldNow, readNext)
-    const readLoop = readNext.pipe(Effect.catchTag("ConnectionClosed", onClosed))
+    /** The connection ended as `exit` says (unless a `finish` from elsewhere said so first). */
+    const endWith = (exit: Exit.Exit<Outcome, FatalCloseError>) => Effect.andThen(Deferred.done(ended, exit), awaitEnded)
+    // One frame below the reads for the connection's life: the transport's close goes to `onClosed`, any
+    // other end (a fatal close found in a frame, a defect) ends the connection as it is.
+    const readLoop = Effect.matchCauseEffect(readNext, {
+      onSuccess: (outcome) => endWith(Exit.succeed(outcome)),
+      onFailure: (cause) => {
+        const error = Cause.findErrorOption(cause)
+        return Option.isSome(error) && error.value._tag === "ConnectionClosed"
+          ? Effect.flatMap(Effect.exit(onClosed(error.value)), endWith)
+          : endWith(Exit.failCause(cause as Cause.Cause<FatalCloseError>))
+      }
+    })
 
     // Hello deadline.
     yield* fork(Deferred.await(helloArrived).pipe(Effect.timeoutOrElse({
@@ -768,7 +780,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     // heartbeat's. Its outcome, or a `finish` from elsewhere (which closes the connection, so that the
     // transport ends the pending read at once), ends the connection.
     // @effect-diagnostics-next-line returnEffectInGen:off -- flattened: the generator hands over what to wait for
-    return Effect.flatMap(Effect.exit(readLoop), (exit) => Effect.andThen(Deferred.done(ended, exit), awaitEnded))
+    return readLoop
   })))
 
   // ---- the shard's life ----

@@ -133,7 +133,7 @@ const connectWith = (
       return new ConnectionClosed({ code: 1006, reason: "", by: closedByClient ? "client" : "transport" })
     }
 
-    const receive = reader.pull.pipe(Effect.map(unbatch), Effect.mapError(fromSocketError))
+    const receive = Effect.mapBoth(reader.pull, { onSuccess: unbatch, onFailure: fromSocketError })
 
     // `ws` silently drops a frame sent after the close started; fail instead.
     const send = (frame: string): Effect.Effect<void, ConnectionClosed> =>
