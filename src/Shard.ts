@@ -475,16 +475,20 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     // The Schedule's step is driven here (its delay slept on the Clock) rather than by `Effect.repeat`, whose
     // per-run metadata machinery would stay with every connection once it has beaten (about 1.5 KiB) for
     // nothing a heartbeat reads.
+    // The end of the Schedule (`spaced` never ends) is caught around each step, not around the whole loop,
+    // so that the sleeping heartbeat keeps no handler frame.
     const heartbeat = (interval: number) =>
       Effect.flatMap(Schedule.toStep(heartbeatSchedule(interval)), (step) => {
-        const beatThenWait: Effect.Effect<void, Cause.Done<number>> = Effect.andThen(
+        const nextStep = Effect.suspend(() =>
+          Pull.catchDone(step(clock.currentTimeMillisUnsafe(), undefined), () => Effect.succeed(null))
+        )
+        const beatThenWait: Effect.Effect<void> = Effect.andThen(
           beat,
-          Effect.flatMap(Effect.suspend(() => step(clock.currentTimeMillisUnsafe(), undefined)), ([, delay]) =>
-            Effect.andThen(Effect.sleep(delay), beatThenWait))
+          Effect.flatMap(nextStep, (next) => next === null ? Effect.void : Effect.andThen(Effect.sleep(next[1]), beatThenWait))
         )
         return Effect.flatMap(Random.next, (jitter) =>
           Effect.andThen(Effect.sleep(Duration.millis(Math.floor(interval * jitter))), beatThenWait))
-      }).pipe(Pull.catchDone(() => Effect.void)) // `spaced` never ends
+      })
 
     // Deadlines race the phase they guard: when it completes, their fibers end (no idle sleepers left).
     const helloArrived = yield* Deferred.make<void>()
