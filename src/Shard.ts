@@ -832,7 +832,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
   //   "stopped";
   // - then the supervisor's `onEnd`, with how the shard ended.
   const onEnd = options.onEnd
-  const end = (exit: Exit.Exit<void, FatalCloseError>): Effect.Effect<void> =>
+  const lifeEnded = (exit: Exit.Exit<void, FatalCloseError>): Effect.Effect<void> =>
     Effect.gen(function*() {
       const fatal = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : Option.none()
       if (Option.isSome(fatal)) {
@@ -855,7 +855,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       }
       if (onEnd !== undefined) yield* onEnd(exit)
     })
-  const fiber = yield* Effect.forkScoped(Effect.onExit(nextConnection, end))
+  const fiber = yield* Effect.forkScoped(Effect.onExit(nextConnection, lifeEnded))
 
   const shard: Shard = new ShardHandle(shardId, shardCount, fiber, {
     state: () => withLive(state),
