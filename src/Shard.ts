@@ -44,6 +44,7 @@ import {
   Redacted,
   Schedule,
   Schema,
+  Scope,
   Stream,
   SubscriptionRef
 } from "effect"
@@ -407,11 +408,6 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     yield* Metric.update(Metrics.connections, 1)
     const conn: GatewayConnection = opened.success
     const connectionScope = yield* Effect.scope
-    // A defect (a bug in code run per dispatch, e.g. a cache) ends the shard's fiber: close with 4000, not
-    // the Scope's 1000, so the session stays resumable for the supervisor's restart (PROTOCOL.md §1.10).
-    yield* Effect.addFinalizer((exit) =>
-      Exit.isFailure(exit) && Cause.hasDies(exit.cause) ? conn.close(ResumableCloseCode) : Effect.void
-    )
     const fork = <A, E>(effect: Effect.Effect<A, E>) => Effect.forkIn(effect, connectionScope)
     const inflater = yield* Inflater.make(compression)
     const ended = yield* Deferred.make<Outcome, FatalCloseError>()
@@ -775,10 +771,15 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       finish({ kind: "stopped" }, stopping?.resumable ? ResumableCloseCode : SessionEndingCloseCode)
     )
     activeStop = closeForStop
-    yield* Effect.addFinalizer(() => Effect.sync(() => {
+    // When the connection's Scope closes, the connection no longer answers a stop or wakes a sender; and a
+    // defect (a bug in code run per dispatch, e.g. a cache) that ends the shard's fiber closes it with 4000,
+    // not the Scope's 1000, so the session stays resumable for the supervisor's restart (PROTOCOL.md §1.10).
+    // The finalizer goes to the Scope itself: it needs nothing from the fiber's context.
+    yield* Scope.addFinalizerExit(connectionScope, (exit) => {
       if (activeStop === closeForStop) activeStop = undefined
       if (wakePump === startPump) wakePump = undefined
-    }))
+      return Exit.isFailure(exit) && Cause.hasDies(exit.cause) ? conn.close(ResumableCloseCode) : Effect.void
+    })
     if (stopping !== null) yield* closeForStop
     // The read loop runs on the shard's own fiber: a connection keeps one long-lived fiber besides it, the
     // heartbeat's. Its outcome, or a `finish` from elsewhere (which closes the connection, so that the
