@@ -189,12 +189,12 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
       )
       const entry: RunningShard = { shard, readiness, stale: false }
       running.set(shardId, entry)
-      yield* Effect.addFinalizer(() =>
-        Effect.suspend(() => {
-          if (running.get(shardId) === entry) running.delete(shardId)
-          return stopping ? Effect.void : onChange
-        })
-      )
+      // Added to the shard's Scope itself (not with `Effect.addFinalizer`, which keeps this fiber's context
+      // for as long as the shard runs): it needs nothing from it.
+      yield* Scope.addFinalizer(scope, Effect.suspend(() => {
+        if (running.get(shardId) === entry) running.delete(shardId)
+        return stopping ? Effect.void : onChange
+      }))
     }).pipe(
       Scope.provide(scope),
       // A failed start is handled like a shard that ended with it.
