@@ -88,14 +88,16 @@ const connectWith = (
     // The connection gets its own child of the caller's Scope so a failed open is released at once.
     const scope = yield* Scope.fork(yield* Effect.scope)
     let ws: CoalescingWebSocket | undefined
-    const open = Effect.acquireRelease(
-      Effect.sync(() => {
-        const made = makeWebSocket(url)
-        if (!isNodeWebSocket(made)) throw new TypeError("NodeTransport needs the `ws` package's WebSocket (NodeWS)")
-        return ws = new CoalescingWebSocket(made)
-      }),
-      (opened) => Effect.sync(() => opened.close(1000))
-    )
+    // The socket is closed with its Scope. Its finalizer is added to the Scope directly (`acquireRelease` would
+    // keep the reading fiber's context for the connection's life; closing needs nothing from it).
+    const create = Effect.sync(() => {
+      const made = makeWebSocket(url)
+      if (!isNodeWebSocket(made)) throw new TypeError("NodeTransport needs the `ws` package's WebSocket (NodeWS)")
+      return ws = new CoalescingWebSocket(made)
+    })
+    const open = Effect.uninterruptible(Effect.flatMap(Effect.scope, (socketScope) =>
+      Effect.flatMap(create, (opened) =>
+        Effect.as(Scope.addFinalizer(socketScope, Effect.sync(() => opened.close(1000))), opened))))
     // Built with an empty context: effect/socket keeps the context it was built in for the connection's life
     // and merges it into the reader's, which copies every service of both into a new map per connection
     // (0.75 KiB per connection, measured over 1000) unless one of them is empty. The socket needs no service: the constructor is in hand.
