@@ -832,13 +832,17 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
   // - a graceful end: the session is kept for a resumable stop and forgotten otherwise, and the phase is
   //   "stopped";
   // - then the supervisor's `onEnd`, with how the shard ended.
+  // It runs as a finalizer, so uninterruptibly; the steps that wait on other services (a SessionStore, the
+  // state hook) stay interruptible, as they were in the chain, so that a hung store cannot hold up a Scope's
+  // close.
   const onEnd = options.onEnd
+  const interruptibly = (effect: Effect.Effect<void>) => Effect.exit(Effect.interruptible(effect))
   const lifeEnded = (exit: Exit.Exit<void, FatalCloseError>): Effect.Effect<void> =>
     Effect.gen(function*() {
       const fatal = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : Option.none()
       if (Option.isSome(fatal)) {
-        yield* update({ phase: "fatal", lastError: fatal.value.message })
-        yield* Effect.logError(fatal.value.message)
+        const { message } = fatal.value
+        yield* interruptibly(Effect.andThen(update({ phase: "fatal", lastError: message }), Effect.logError(message)))
       }
       shardEnded = true
       const stopped = new ShardStopped({ shardId })
@@ -847,14 +851,14 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
         for (const item of yield* Queue.clear(commands)) yield* Deferred.fail(item.done, stopped)
         yield* Queue.shutdown(commands)
       }
+      let ended: Exit.Exit<void, FatalCloseError> = exit
       if (Exit.isFailure(exit)) {
-        if (Cause.hasDies(exit.cause)) yield* saveSession
+        if (Cause.hasDies(exit.cause)) yield* interruptibly(saveSession)
       } else {
         if (stopping !== null && !stopping.resumable) session = null
-        yield* saveSession
-        yield* setPhase("stopped")
+        ended = yield* interruptibly(Effect.andThen(saveSession, setPhase("stopped")))
       }
-      if (onEnd !== undefined) yield* onEnd(exit)
+      if (onEnd !== undefined) yield* onEnd(ended)
     })
   const fiber = yield* Effect.forkScoped(Effect.onExit(nextConnection, lifeEnded))
 

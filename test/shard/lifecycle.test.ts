@@ -9,7 +9,7 @@
  * whose dispatches are withheld so READY never comes while heartbeats are still acknowledged.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Layer, Logger, Option, References, Stream } from "effect"
+import { Cause, Effect, Exit, Layer, Logger, Option, References, Scope, Stream } from "effect"
 import { mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -354,6 +354,33 @@ describe("commands", () => {
       const connections = yield* sim.connections
       expect(connections.map((c) => [c.closeCode, c.closedBy])).toEqual([[1000, "client"]])
     }).pipe(Effect.provide(layer())))
+
+  it.effect("closing a shard's Scope while its last session save hangs (a stuck SessionStore) does not hang the close", () => {
+    let hang = false
+    const stuck = <A>(effect: Effect.Effect<A>) => Effect.suspend(() => hang ? Effect.never : effect)
+    return Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const scope = yield* Scope.make()
+      const shard = yield* Scope.provide(startShard(), scope)
+      yield* advance(100)
+      expect(yield* phaseOf(shard)).toBe("ready")
+      hang = true
+      // the stop closes the connection, then waits in the graceful end's save
+      const stopping = yield* Effect.forkChild(shard.stop())
+      yield* advance(100)
+      expect((yield* sim.connections).map((c) => [c.closeCode, c.closedBy])).toEqual([[1000, "client"]])
+      expect(stopping.pollUnsafe()).toBeUndefined()
+      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+      yield* advance(100)
+      expect(closing.pollUnsafe()).toEqual(Exit.void)
+    }).pipe(Effect.provide(layer({
+      sessions: Layer.succeed(SessionStore, {
+        get: () => Effect.succeedNone,
+        set: () => stuck(Effect.void),
+        remove: () => stuck(Effect.void)
+      })
+    })))
+  })
 
   it.effect("send after stop fails with ShardStopped and sends nothing", () =>
     Effect.gen(function*() {
