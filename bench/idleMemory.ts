@@ -2,10 +2,11 @@
  * Idle memory per shard: N shards connected and READY, then idle (the simulator's heartbeat interval is
  * 10 minutes, so nothing is sent or received while measuring). Each client runs in a fresh process with
  * `--expose-gc` (`idleMemoryProcess.ts`), all clients of a round at once (heap and RSS are per process, so
- * they do not mix; only their times to READY would, and those are not reported here); the figure is (heap or RSS once READY, held
- * `holdMs` and idle − before connecting) / N, both after forced garbage collection, the baseline taken after
- * a warm-up run of N / 10 shards (connected, READY, closed), so that code compiled once is not counted per shard. The hold (11 s in `npm run bench`) lets periodic work run once: this library's first
- * flush of its per-shard dispatch counters (every 10 s) adds Effect Metrics series that an idle bot keeps.
+ * they do not mix; only their times to READY would, and those are not reported here). The figure is (heap or
+ * RSS once READY, held `holdMs` and idle − before connecting) / N, both after forced garbage collection, the
+ * baseline taken after a warm-up run of N / 10 shards (connected, READY, closed), so that code compiled once
+ * is not counted per shard. The hold (11 s in `npm run bench`) lets periodic work run once: this library's
+ * first flush of its per-shard dispatch counters (every 10 s) adds Effect Metrics series an idle bot keeps.
  *
  * Simulator for this benchmark (`SimulatorSocketServer`): max_concurrency 1000 — every shard has its own
  * identify bucket, so all identify at once — and an identify window of 0 (instead of 5 s), so repeated runs

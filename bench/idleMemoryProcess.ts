@@ -1,9 +1,8 @@
 /**
  * Child process of the idle-memory benchmark: one client, one fresh process (run with `--expose-gc`).
  *
- * It receives `{ client, urls, shards, warmUpShards }` over IPC, warms the client up with `warmUpShards`
- * shards (connected, READY, closed) so that its code is loaded and compiled, collects garbage and takes the
- * baseline; then connects
+ * It receives a `MemoryRequest` over IPC, warms the client up with `warmUpShards` shards (connected, READY,
+ * closed) so that its code is loaded and compiled, collects garbage and takes the baseline. Then it connects
  * `shards` shards, waits until every one is READY, then `holdMs` more (a long-running client's periodic work
  * is part of its idle state: this library flushes its per-shard dispatch counters into Effect Metrics every
  * 10 s, and the first flush adds their series), then until the process is idle (less than 2 % CPU over half
@@ -70,7 +69,7 @@ const measure = (request: MemoryRequest) =>
     const options = { urls: request.urls, compression: "none", onlyMessages: false, onMessage: () => {}, onResumed: () => {} } as const
     const bounded = <A>(effect: Effect.Effect<A, BenchError>) =>
       effect.pipe(Effect.timeoutOrElse({ duration: "120 seconds", orElse: () => Effect.fail(new BenchError({ message: `${client.name}: not ready` })) }))
-    // warm-up: one shard, then closed
+    // warm-up: `warmUpShards` shards, then closed
     yield* Effect.scoped(Effect.flatMap(client.start({ ...options, shardCount: request.warmUpShards }), (running) => bounded(running.ready)))
     const before = yield* collect
     const scope = yield* Scope.make()

@@ -59,6 +59,9 @@ export interface MissingEvent {
   readonly sessions: ReadonlyArray<{ readonly id: string; readonly fate: SessionFate }>
 }
 
+/** How many duplicate and out-of-order deliveries the report lists (the first ones). */
+const DeliverySamples = 10
+
 /** A delivery the report shows: a second (or later) one of an event, or one out of its guild's order. */
 export interface DeliverySample {
   readonly id: number
@@ -185,7 +188,7 @@ export const make = (guildCount: number): Ledger => {
       if (count < CountMask) states[id] = state + 1
       if (count > 0) {
         duplicates++
-        if (duplicateSamples.length < 10) duplicateSamples.push({ id, guild, shard, at })
+        if (duplicateSamples.length < DeliverySamples) duplicateSamples.push({ id, guild, shard, at })
         return
       }
       delivered++
@@ -194,7 +197,7 @@ export const make = (guildCount: number): Ledger => {
         const latest = lastByGuild[guild]!
         if (id < latest) {
           outOfOrder++
-          if (outOfOrderSamples.length < 10) outOfOrderSamples.push({ id, guild, shard, at, after: latest })
+          if (outOfOrderSamples.length < DeliverySamples) outOfOrderSamples.push({ id, guild, shard, at, after: latest })
         } else lastByGuild[guild] = id
       }
     },
