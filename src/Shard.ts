@@ -147,53 +147,6 @@ export interface Shard {
   readonly takeEventCounts: () => ReadonlyMap<string, number>
 }
 
-/** What a running shard's handle reads and does, made by `make` over the shard's state. */
-interface ShardOps {
-  readonly state: () => ShardState
-  readonly changes: () => Stream.Stream<ShardState>
-  readonly send: Shard["send"]
-  readonly stop: Shard["stop"]
-  readonly takeEventCounts: Shard["takeEventCounts"]
-}
-
-/**
- * A running shard's handle. `state`, `changes` and `join` are made when read: a shard lives long, and most
- * handles are never asked (a class keeps its getters on the prototype, not in every handle).
- */
-class ShardHandle implements Shard {
-  readonly id: number
-  readonly count: number
-  readonly send: Shard["send"]
-  readonly stop: Shard["stop"]
-  readonly takeEventCounts: Shard["takeEventCounts"]
-  private readonly fiber: Fiber.Fiber<void, FatalCloseError>
-  private readonly readState: ShardOps["state"]
-  private readonly makeChanges: ShardOps["changes"]
-
-  constructor(id: number, count: number, fiber: Fiber.Fiber<void, FatalCloseError>, ops: ShardOps) {
-    this.id = id
-    this.count = count
-    this.fiber = fiber
-    this.readState = ops.state
-    this.makeChanges = ops.changes
-    this.send = ops.send
-    this.stop = ops.stop
-    this.takeEventCounts = ops.takeEventCounts
-  }
-
-  get state(): Effect.Effect<ShardState> {
-    return Effect.sync(this.readState)
-  }
-
-  get changes(): Stream.Stream<ShardState> {
-    return this.makeChanges()
-  }
-
-  get join(): Effect.Effect<void, FatalCloseError> {
-    return Fiber.join(this.fiber)
-  }
-}
-
 /** The default reconnect schedule: 1 s, 2 s, 4 s … capped at 60 s, each delay × U[1, 1.25) (never below 1 s). */
 export const reconnectBackoff: Schedule.Schedule<unknown> = Schedule.exponential("1 second", 2).pipe(
   Schedule.modifyDelay(({ duration }) =>
@@ -274,40 +227,840 @@ const encodeCommand = (command: GatewayCommand): string | InvalidCommand | Paylo
   return bytes > MaxFrameBytes ? new PayloadTooLarge({ op: command.op, bytes, limit: MaxFrameBytes }) : frame
 }
 
+/** The services a shard runs on, taken from its context once. */
+interface ShardServices {
+  readonly transport: GatewayTransport["Service"]
+  readonly identifyLimiter: IdentifyRateLimiter["Service"]
+  readonly store: SessionStore["Service"]
+  readonly sink: DispatchSink["Service"]
+  readonly clock: Clock.Clock
+}
+
 /**
- * Starts a shard in the current Scope and returns its handle. Closing the Scope interrupts it (its
- * connection closes with 1000); use `stop` for a chosen close code.
+ * A running shard's handle. `state`, `changes` and `join` are made when read: a shard lives long, and most
+ * handles are never asked (a class keeps its getters on the prototype, not in every handle). `send`, `stop`
+ * and `takeEventCounts` are bound, so that they can be passed around as functions.
  */
-export const make = Effect.fnUntraced(function*(options: ShardOptions) {
-  const transport = yield* GatewayTransport
-  const identifyLimiter = yield* IdentifyRateLimiter
-  const store = yield* SessionStore
-  const sink = yield* DispatchSink
-  const clock = yield* Clock.Clock
+class ShardHandle implements Shard {
+  readonly id: number
+  readonly count: number
+  private readonly runtime: ShardRuntime
+  private readonly fiber: Fiber.Fiber<void, FatalCloseError>
 
-  const { shardCount, shardId } = options
-  const key = { shardId, shardCount }
-  const compression = options.compression ?? "none"
-  const connectTimeout = options.connectTimeout ?? "15 seconds"
-  const helloTimeout = options.helloTimeout ?? "20 seconds"
-  const readyTimeoutMs = Duration.toMillis(Duration.fromInputUnsafe(options.readyTimeout ?? "30 seconds"))
-  const invalidDelay = options.invalidSessionDelayMs ?? { min: 1000, max: 5000 }
-  const reconnectSchedule = options.reconnectSchedule ?? reconnectBackoff
+  constructor(runtime: ShardRuntime, fiber: Fiber.Fiber<void, FatalCloseError>) {
+    this.id = runtime.shardId
+    this.count = runtime.shardCount
+    this.runtime = runtime
+    this.fiber = fiber
+  }
 
-  // Made when sent (and checked once here): no copy of the token is kept in memory for the shard's life.
-  const identifyFrame = () =>
-    JSON.stringify({
+  readonly send = (command: GatewayCommand): Effect.Effect<void, SendError> => this.runtime.send(command)
+
+  readonly stop = (options?: { readonly resumable?: boolean }): Effect.Effect<void> =>
+    Effect.andThen(this.runtime.requestStop(options), Effect.ignore(Fiber.join(this.fiber)))
+
+  readonly takeEventCounts = (): ReadonlyMap<string, number> => this.runtime.takeEventCounts()
+
+  get state(): Effect.Effect<ShardState> {
+    return Effect.sync(() => this.runtime.withLive(this.runtime.state))
+  }
+
+  get changes(): Stream.Stream<ShardState> {
+    return this.runtime.changes()
+  }
+
+  get join(): Effect.Effect<void, FatalCloseError> {
+    return Fiber.join(this.fiber)
+  }
+}
+
+/**
+ * The shard-wide part of a running shard: its options, services and state, and the steps between its
+ * connections. Its steps are methods (one object per shard, not a closure per step: a shard lives long and
+ * there may be thousands); only the effects kept for the shard's life are built once, here.
+ */
+class ShardRuntime {
+  readonly options: ShardOptions
+  readonly shardId: number
+  readonly shardCount: number
+  readonly key: { readonly shardId: number; readonly shardCount: number }
+  readonly transport: GatewayTransport["Service"]
+  readonly identifyLimiter: IdentifyRateLimiter["Service"]
+  readonly store: SessionStore["Service"]
+  readonly sink: DispatchSink["Service"]
+  readonly clock: Clock.Clock
+  readonly readyTimeoutMs: number
+  /** Completed by a stop request: ends a wait between connections at once. */
+  readonly stopSignal: Deferred.Deferred<void>
+
+  session: LiveSession | null
+  /** The resume URL refused a connection: the next attempt goes to the base URL (item 28). */
+  resumeUrlRefused = false
+  lastDispatchAt: number | null = null
+  stopping: { readonly resumable: boolean } | null = null
+  pending: PendingCommand | undefined = undefined
+  /** Closes the live connection for a stop request (with the code the stop asked for). */
+  activeStop: Effect.Effect<void> | undefined = undefined
+  /** Starts the ready connection's command sender if it is not running. */
+  wakePump: Effect.Effect<void> | undefined = undefined
+  /** The latest state. `changes` subscribers read it through a SubscriptionRef made on the first subscription. */
+  state: ShardState
+  stateRef: SubscriptionRef.SubscriptionRef<ShardState> | undefined = undefined
+  eventCounts = new Map<string, number>()
+  /** A dispatch whose data, parsed lazily by a reader, was not JSON: reported at the next frame. */
+  lazyDataError: string | undefined = undefined
+  readonly onLazyDataError: Dispatch.LazyDataError
+  /** Commands waiting for a ready connection: made at the first `send` (many shards never send one). */
+  commands: Queue.Queue<PendingCommand> | undefined = undefined
+  /** The shard has ended: `send` fails at once. */
+  shardEnded = false
+  /** The reconnect schedule's state: made at the first failed attempt, dropped after a healthy connection. */
+  backoff: ((input: unknown) => Pull.Pull<unknown, never, unknown>) | undefined = undefined
+  attempts = 0
+  /**
+   * The loop of connections, as a chain of effects: it is suspended for the whole life of each connection,
+   * where a generator would keep its frame alive.
+   */
+  readonly nextConnection: Effect.Effect<void, FatalCloseError>
+
+  constructor(
+    options: ShardOptions,
+    services: ShardServices,
+    session: LiveSession | null,
+    stopSignal: Deferred.Deferred<void>
+  ) {
+    this.options = options
+    this.shardId = options.shardId
+    this.shardCount = options.shardCount
+    this.key = { shardId: options.shardId, shardCount: options.shardCount }
+    this.transport = services.transport
+    this.identifyLimiter = services.identifyLimiter
+    this.store = services.store
+    this.sink = services.sink
+    this.clock = services.clock
+    this.readyTimeoutMs = Duration.toMillis(Duration.fromInputUnsafe(options.readyTimeout ?? "30 seconds"))
+    this.stopSignal = stopSignal
+    this.session = session
+    this.state = initialState(options.shardId, options.shardCount)
+    this.onLazyDataError = (dispatch) => {
+      this.lazyDataError = `malformed gateway frame (op 0 ${dispatch.name}): data is not valid JSON`
+    }
+    this.nextConnection = Effect.suspend(() => this.connectNext())
+  }
+
+  // Made when sent (and checked once by `make`): no copy of the token is kept in memory for the shard's life.
+  identifyFrame(): string {
+    const options = this.options
+    return JSON.stringify({
       op: 2,
       d: {
         token: Redacted.value(options.token),
         properties: options.properties ?? defaultProperties,
         intents: options.intents,
-        shard: [shardId, shardCount],
+        shard: [this.shardId, this.shardCount],
         ...(options.largeThreshold === undefined ? {} : { large_threshold: options.largeThreshold }),
         ...(options.presence === undefined ? {} : { presence: options.presence })
       }
     })
-  const identifyBytes = byteLength(identifyFrame())
+  }
+
+  withLive(s: ShardState): ShardState {
+    return {
+      ...s,
+      sequence: this.session?.sequence ?? null,
+      sessionId: this.session?.sessionId ?? null,
+      lastDispatchAt: this.lastDispatchAt
+    }
+  }
+
+  update(patch: Partial<ShardState>): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const next = this.state = this.withLive({ ...this.state, ...patch })
+      const published = this.stateRef === undefined ? Effect.void : SubscriptionRef.set(this.stateRef, next)
+      const onStateChange = this.options.onStateChange
+      return onStateChange === undefined ? published : Effect.andThen(published, onStateChange(next))
+    })
+  }
+
+  setPhase(phase: ShardPhase): Effect.Effect<void> {
+    return this.update({ phase })
+  }
+
+  counted(field: "reconnects" | "identifies" | "resumes"): Effect.Effect<void> {
+    return Effect.suspend(() => this.update({ [field]: this.state[field] + 1 }))
+  }
+
+  saveSession(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const current = this.session
+      if (current === null) return this.store.remove(this.key)
+      const stored: StoredSession = {
+        sessionId: current.sessionId,
+        sequence: current.sequence,
+        resumeUrl: current.resumeUrl
+      }
+      return this.store.set(this.key, stored)
+    }).pipe(Effect.catch((error) => Effect.logWarning("could not save the session", error)))
+  }
+
+  forgetSession(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      this.session = null
+      return Effect.andThen(this.saveSession(), this.update({}))
+    })
+  }
+
+  // ---- one connection ----
+  /**
+   * Opens one connection and waits for its end. It is set up by a generator that ends by handing over the
+   * wait for the connection's end, so that no suspended generator frame is kept for the connection's life.
+   */
+  connectOnce(): Effect.Effect<Outcome, FatalCloseError> {
+    return Effect.scoped(Effect.flatten(Effect.gen({ self: this }, function*() {
+      const options = this.options
+      const compression = options.compression ?? "none"
+      const resumeWith = this.session
+      const base = resumeWith !== null && !this.resumeUrlRefused ? resumeWith.resumeUrl : options.gatewayUrl
+      const url = gatewayUrl(base, { compression })
+      yield* this.setPhase("connecting")
+      const opened = yield* this.transport.connect(url).pipe(
+        Effect.timeoutOrElse({
+          duration: options.connectTimeout ?? "15 seconds",
+          orElse: () => Effect.fail("timeout" as const)
+        }),
+        Effect.result
+      )
+      if (opened._tag === "Failure") {
+        const detail = opened.failure === "timeout" ? `connect to ${url} timed out` : opened.failure.message
+        if (base !== options.gatewayUrl) this.resumeUrlRefused = true
+        yield* Effect.logWarning(detail)
+        yield* this.update({ lastError: detail })
+        // @effect-diagnostics-next-line returnEffectInGen:off -- flattened: the generator hands over what to wait for
+        return Effect.succeed<Outcome>({ kind: "connect-failed", healthy: false })
+      }
+      this.resumeUrlRefused = false
+      yield* this.setPhase("hello")
+      yield* Metric.update(Metrics.connections, 1)
+      const connection = new Connection(
+        this,
+        opened.success,
+        yield* Effect.scope,
+        yield* Inflater.make(compression),
+        yield* Deferred.make<Outcome, FatalCloseError>(),
+        // Deadlines race the phase they guard: when it completes, their fibers end (no idle sleepers left).
+        yield* Deferred.make<void>(),
+        yield* Deferred.make<void>()
+      )
+      // Hello deadline.
+      yield* connection.fork(Deferred.await(connection.helloArrived).pipe(Effect.timeoutOrElse({
+        duration: options.helloTimeout ?? "20 seconds",
+        orElse: () =>
+          Effect.andThen(this.update({ lastError: "no Hello in time" }), connection.finish("timeout", ResumableCloseCode))
+      })))
+      // A stop request closes this connection with the code the stop asked for (`stop` calls it directly).
+      this.activeStop = connection.closeForStop
+      // When the connection's Scope closes, the connection no longer answers a stop or wakes a sender; and a
+      // defect (a bug in code run per dispatch, e.g. a cache) that ends the shard's fiber closes it with 4000,
+      // not the Scope's 1000, so the session stays resumable for the supervisor's restart (PROTOCOL.md §1.10).
+      // The finalizer goes to the Scope itself: it needs nothing from the fiber's context.
+      yield* Scope.addFinalizerExit(connection.scope, (exit) => connection.release(exit))
+      if (this.stopping !== null) yield* connection.closeForStop
+      // The read loop runs on the shard's own fiber: a connection keeps one long-lived fiber besides it, the
+      // heartbeat's. Its outcome, or a `finish` from elsewhere (which closes the connection, so that the
+      // transport ends the pending read at once), ends the connection.
+      // @effect-diagnostics-next-line returnEffectInGen:off -- flattened: the generator hands over what to wait for
+      return connection.readLoop()
+    })))
+  }
+
+  // ---- the shard's life ----
+  interruptibleWait(wait: Effect.Effect<unknown, unknown>): Effect.Effect<void> {
+    return Effect.raceFirst(Effect.ignore(wait), Deferred.await(this.stopSignal))
+  }
+
+  connectNext(): Effect.Effect<void, FatalCloseError> {
+    if (this.stopping !== null) return Effect.void
+    const connect = this.attempts++ === 0 ? this.connectOnce() : this.counted("reconnects").pipe(
+      Effect.andThen(Metrics.updateForShard(Metrics.reconnects, this.shardId, 1)),
+      Effect.andThen(this.connectOnce())
+    )
+    return Effect.flatMap(connect, (outcome) => this.afterConnection(outcome))
+  }
+
+  afterConnection(outcome: Outcome): Effect.Effect<void, FatalCloseError> {
+    if (this.stopping !== null || outcome.kind === "stopped") return Effect.void
+    return Effect.gen({ self: this }, function*() {
+      yield* this.setPhase("reconnecting")
+      if (this.session !== null) yield* this.saveSession()
+      if (outcome.kind === "invalid-session") {
+        const delay = this.options.invalidSessionDelayMs ?? { min: 1000, max: 5000 }
+        const wait = yield* Random.nextBetween(delay.min, delay.max)
+        yield* this.interruptibleWait(Effect.sleep(Duration.millis(Math.round(wait))))
+      } else if (outcome.healthy) {
+        this.backoff = undefined
+      } else {
+        this.backoff ??= yield* Schedule.toStepWithSleep(this.options.reconnectSchedule ?? reconnectBackoff)
+        yield* this.interruptibleWait(this.backoff(undefined))
+      }
+    }).pipe(Effect.andThen(this.nextConnection))
+  }
+
+  /**
+   * The end of the shard's life, one step on its fiber (one frame kept below the connections for the
+   * shard's whole life, where a chain of taps, `ensuring` and `onExit` kept six):
+   * - a fatal close: the phase says so and the error is logged;
+   * - always: pending and queued commands fail, since the shard will not send them;
+   * - a defect: the session is saved with the sequence of the dispatch being handled (it is counted before it
+   *   is published), so that a restart RESUMEs after it rather than replaying it into the same defect;
+   * - a graceful end: the session is kept for a resumable stop and forgotten otherwise, and the phase is
+   *   "stopped";
+   * - then the supervisor's `onEnd`, with how the shard ended.
+   * It runs as a finalizer, so uninterruptibly; the steps that wait on other services (a SessionStore, the
+   * state hook) stay interruptible, as they were in the chain, so that a hung store cannot hold up a Scope's
+   * close.
+   */
+  lifeEnded(exit: Exit.Exit<void, FatalCloseError>): Effect.Effect<void> {
+    return Effect.gen({ self: this }, function*() {
+      const fatal = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : Option.none()
+      if (Option.isSome(fatal)) {
+        const { message } = fatal.value
+        yield* interruptibly(Effect.andThen(this.update({ phase: "fatal", lastError: message }), Effect.logError(message)))
+      }
+      this.shardEnded = true
+      const stopped = new ShardStopped({ shardId: this.shardId })
+      if (this.pending !== undefined) yield* Deferred.fail(this.pending.done, stopped)
+      if (this.commands !== undefined) {
+        for (const item of yield* Queue.clear(this.commands)) yield* Deferred.fail(item.done, stopped)
+        yield* Queue.shutdown(this.commands)
+      }
+      let ended: Exit.Exit<void, FatalCloseError> = exit
+      if (Exit.isFailure(exit)) {
+        if (Cause.hasDies(exit.cause)) yield* interruptibly(this.saveSession())
+      } else {
+        if (this.stopping !== null && !this.stopping.resumable) this.session = null
+        ended = yield* interruptibly(Effect.andThen(this.saveSession(), this.setPhase("stopped")))
+      }
+      const onEnd = this.options.onEnd
+      if (onEnd !== undefined) yield* onEnd(ended)
+    })
+  }
+
+  // ---- the handle's operations ----
+  changes(): Stream.Stream<ShardState> {
+    return Stream.unwrap(Effect.suspend(() =>
+      this.stateRef === undefined
+        ? Effect.map(SubscriptionRef.make(this.state), (made) => SubscriptionRef.changes(this.stateRef ??= made))
+        : Effect.succeed(SubscriptionRef.changes(this.stateRef))
+    ))
+  }
+
+  send(command: GatewayCommand): Effect.Effect<void, SendError> {
+    return Effect.gen({ self: this }, function*() {
+      const shardId = this.shardId
+      const frame = encodeCommand(command)
+      if (typeof frame !== "string") return yield* frame
+      if (this.stopping !== null || this.shardEnded) return yield* new ShardStopped({ shardId })
+      if (this.commands === undefined) {
+        const made = yield* Queue.bounded<PendingCommand>(this.options.commandBuffer ?? 1000)
+        // Another send may have made one meanwhile (keep the first), or the shard ended meanwhile.
+        this.commands ??= made
+        if (this.shardEnded) return yield* new ShardStopped({ shardId })
+      }
+      const done = yield* Deferred.make<void, ShardStopped>()
+      const accepted = yield* Queue.offer(this.commands, { frame, done })
+      if (!accepted) return yield* new ShardStopped({ shardId })
+      if (this.wakePump !== undefined) yield* this.wakePump
+      return yield* Deferred.await(done)
+    })
+  }
+
+  /** Marks the shard stopping and closes its live connection; the handle then waits for the shard's end. */
+  requestStop(options: { readonly resumable?: boolean } | undefined): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.stopping === null) this.stopping = { resumable: options?.resumable ?? false }
+      return Effect.andThen(
+        Deferred.succeed(this.stopSignal, undefined),
+        Effect.suspend(() => this.activeStop ?? Effect.void)
+      )
+    })
+  }
+
+  takeEventCounts(): ReadonlyMap<string, number> {
+    const counts = this.eventCounts
+    this.eventCounts = new Map()
+    return counts
+  }
+}
+
+/** Runs a step of a shard's end interruptibly inside its (uninterruptible) finalizer; its exit is kept. */
+const interruptibly = (effect: Effect.Effect<void>) => Effect.exit(Effect.interruptible(effect))
+
+/**
+ * One connection of a shard (its steps as the module doc lists them, from Hello to its end): its state and
+ * the steps that handle its frames. Its steps are methods; the effects it keeps for its life (the next read,
+ * the stop and wake hooks) are built once, here.
+ */
+class Connection {
+  readonly shard: ShardRuntime
+  readonly conn: GatewayConnection
+  readonly scope: Scope.Scope
+  readonly inflater: Inflater.Inflater
+  readonly ended: Deferred.Deferred<Outcome, FatalCloseError>
+  readonly helloArrived: Deferred.Deferred<void>
+  readonly readyArrived: Deferred.Deferred<void>
+
+  finished = false
+  helloSeen = false
+  ready = false
+  acksSinceReady = 0
+  awaitingAck = false
+  lastBeatAt = 0
+  /** The reader is waiting in `publish` (a "suspend" subscriber's buffer is full). */
+  publishing = false
+  heldAtLastBeat = false
+  progressAt = 0
+  limiter: SendLimiter.SendLimiter | undefined = undefined
+  pumping = false
+  /** The batch being handled published a dispatch: the reader yields before its next read. */
+  handedOver = false
+  /** When the batch being handled was received. */
+  receivedAt = 0
+
+  readonly awaitEnded: Effect.Effect<Outcome, FatalCloseError>
+  readonly readNext: Effect.Effect<Outcome, FatalCloseError | ConnectionClosed>
+  /**
+   * After a batch that handed dispatches over, the reader lets the fibers that take them (the application's
+   * consumers) run before it reads again. Otherwise, with the socket full, every shard's reader is resumed
+   * by each read ahead of a consumer that must wait for the event loop's next turn: subscribers' buffers fill
+   * to capacity and stay full, every waiting dispatch lives through young-generation collections (which
+   * copy it, then promote it), and readers end up waiting on full buffers. Measured with 8 shards and the
+   * socket full: a subscriber's buffer held 1 900 dispatches on average (4 096 at most) without this, 345
+   * with it, and GC took about half the time.
+   */
+  readonly yieldThenRead: Effect.Effect<Outcome, FatalCloseError | ConnectionClosed>
+  /** Closes this connection for a stop request, with the code the stop asked for. */
+  readonly closeForStop: Effect.Effect<void>
+  /** Starts the command sender if it is not running (the shard's `wakePump` while this connection is ready). */
+  readonly startPump: Effect.Effect<void>
+
+  constructor(
+    shard: ShardRuntime,
+    conn: GatewayConnection,
+    scope: Scope.Scope,
+    inflater: Inflater.Inflater,
+    ended: Deferred.Deferred<Outcome, FatalCloseError>,
+    helloArrived: Deferred.Deferred<void>,
+    readyArrived: Deferred.Deferred<void>
+  ) {
+    this.shard = shard
+    this.conn = conn
+    this.scope = scope
+    this.inflater = inflater
+    this.ended = ended
+    this.helloArrived = helloArrived
+    this.readyArrived = readyArrived
+    this.awaitEnded = Deferred.await(ended)
+    this.readNext = Effect.flatMap(conn.receive, (batch) => this.onBatch(batch))
+    this.yieldThenRead = Effect.andThen(Effect.yieldNow, this.readNext)
+    this.closeForStop = Effect.suspend(() =>
+      this.finish("stopped", shard.stopping?.resumable ? ResumableCloseCode : SessionEndingCloseCode)
+    )
+    this.startPump = Effect.suspend(() => {
+      if (this.pumping || this.finished) return Effect.void
+      this.pumping = true
+      return Effect.asVoid(this.fork(Effect.ignore(this.pumpCommands())))
+    })
+  }
+
+  fork<A, E>(effect: Effect.Effect<A, E>): Effect.Effect<Fiber.Fiber<A, E>> {
+    return Effect.forkIn(effect, this.scope)
+  }
+
+  /** The connection's Scope closed: it no longer answers a stop or wakes a sender; a defect closes it with 4000. */
+  release(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    const shard = this.shard
+    if (shard.activeStop === this.closeForStop) shard.activeStop = undefined
+    if (shard.wakePump === this.startPump) shard.wakePump = undefined
+    return Exit.isFailure(exit) && Cause.hasDies(exit.cause) ? this.conn.close(ResumableCloseCode) : Effect.void
+  }
+
+  /** Ends the connection (once) as `kind`, closing it with `code`. */
+  finish(kind: Outcome["kind"], code: number): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.finished) return Effect.void
+      this.finished = true
+      return Effect.andThen(
+        this.conn.close(code),
+        Deferred.succeed(this.ended, { kind, healthy: this.ready && this.acksSinceReady > 0 })
+      )
+    })
+  }
+
+  sendPriority(frame: string): Effect.Effect<void> {
+    return Effect.suspend(() => this.limiter === undefined ? Effect.void : this.limiter.acquire("heartbeat")).pipe(
+      Effect.andThen(this.conn.send(frame)),
+      Effect.ignore
+    )
+  }
+
+  heartbeatFrame(): string {
+    return `{"op":1,"d":${this.shard.session?.sequence ?? null}}`
+  }
+
+  beat(): Effect.Effect<void> {
+    // A missing ACK proves a dead connection only if the reader was free to see it: while the reader is
+    // held by dispatch backpressure (or was at the previous beat) the ACK may be waiting behind dispatches.
+    const readerHeld = this.publishing || this.heldAtLastBeat
+    this.heldAtLastBeat = this.publishing
+    if (this.awaitingAck && !readerHeld) {
+      return Effect.andThen(
+        Effect.andThen(
+          Effect.logWarning("no heartbeat ACK since the last beat: zombie connection, reconnecting"),
+          this.shard.update({ lastError: "zombie connection (no heartbeat ACK)" })
+        ),
+        this.finish("zombie", ResumableCloseCode)
+      )
+    }
+    this.awaitingAck = true
+    return Effect.andThen(this.limiter!.acquire("heartbeat"), () => {
+      this.lastBeatAt = this.shard.clock.currentTimeMillisUnsafe()
+      return Effect.ignore(this.conn.send(this.heartbeatFrame()))
+    })
+  }
+
+  // First beat after I × U[0,1), then every I on a Schedule. `Schedule.spaced` (the delay counted after each
+  // beat) rather than `Schedule.fixed`: fixed computes the next delay modulo the window from a fractional
+  // start, and rounding can make it ~0 — a second beat in the same instant, before the ACK, a false zombie
+  // — and it fires at once after any stall longer than I. A beat takes microseconds: I ± τ.
+  // The Schedule's step is driven here (its delay slept on the Clock) rather than by `Effect.repeat`, whose
+  // per-run metadata machinery would stay with every connection once it has beaten (about 1.5 KiB) for
+  // nothing a heartbeat reads.
+  // The end of the Schedule (`spaced` never ends) is caught around each step, not around the whole loop,
+  // so that the sleeping heartbeat keeps no handler frame.
+  heartbeat(interval: number): Effect.Effect<void> {
+    return Effect.flatMap(Schedule.toStep(heartbeatSchedule(interval)), (step) => {
+      const clock = this.shard.clock
+      const nextStep = Effect.suspend(() =>
+        Pull.catchDone(step(clock.currentTimeMillisUnsafe(), undefined), () => Effect.succeed(null))
+      )
+      const beatThenWait: Effect.Effect<void> = Effect.andThen(
+        Effect.suspend(() => this.beat()),
+        Effect.flatMap(nextStep, (next) => next === null ? Effect.void : Effect.andThen(Effect.sleep(next[1]), beatThenWait))
+      )
+      return Effect.flatMap(Random.next, (jitter) =>
+        Effect.andThen(Effect.sleep(Duration.millis(Math.floor(interval * jitter))), beatThenWait))
+    })
+  }
+
+  readyDeadline(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.ready || this.finished) return Effect.void
+      const due = this.progressAt + this.shard.readyTimeoutMs
+      const now = this.shard.clock.currentTimeMillisUnsafe()
+      if (now >= due) {
+        return Effect.andThen(
+          this.shard.update({ lastError: "READY/RESUMED did not arrive in time" }),
+          this.finish("timeout", ResumableCloseCode)
+        )
+      }
+      return Effect.andThen(Effect.sleep(Duration.millis(due - now)), this.readyDeadline())
+    })
+  }
+
+  // Effects run once per connection (the handshake, becoming ready) are built when they run, so that an
+  // idle connection keeps nothing of them.
+  handshake(): Effect.Effect<void> {
+    return Effect.gen({ self: this }, function*() {
+      const shard = this.shard
+      const { clock, shardId } = shard
+      const current = shard.session
+      if (current !== null) {
+        yield* shard.setPhase("resuming")
+        yield* this.sendPriority(JSON.stringify({
+          op: 6,
+          d: { token: Redacted.value(shard.options.token), session_id: current.sessionId, seq: current.sequence }
+        }))
+        yield* shard.counted("resumes")
+        yield* Metrics.updateForShard(Metrics.resumes, shardId, 1)
+      } else {
+        yield* shard.setPhase("identifying")
+        const waitStart = clock.currentTimeMillisUnsafe()
+        yield* shard.identifyLimiter.acquire(shardId)
+        yield* Metric.update(Metrics.identifyWaitMs, clock.currentTimeMillisUnsafe() - waitStart)
+        yield* this.sendPriority(shard.identifyFrame())
+        yield* shard.counted("identifies")
+        yield* Metrics.updateForShard(Metrics.identifies, shardId, 1)
+      }
+      this.progressAt = clock.currentTimeMillisUnsafe()
+      yield* Effect.raceFirst(Deferred.await(this.readyArrived), this.readyDeadline())
+    })
+  }
+
+  // Commands go out on a fiber that runs only while some are waiting: it sends the pending one, then the
+  // queued ones in order, and ends when the queue is empty (`send` starts it again). A failed write ends
+  // it for this connection; the command stays pending and goes out on the next one.
+  pumpCommands(): Effect.Effect<void, ConnectionClosed> {
+    return Effect.suspend(() => {
+      const shard = this.shard
+      let item = shard.pending
+      if (item === undefined) {
+        const taken = shard.commands === undefined ? undefined : Queue.takeUnsafe(shard.commands)
+        if (taken === undefined || taken._tag === "Failure") {
+          this.pumping = false
+          return Effect.void
+        }
+        item = shard.pending = taken.value
+      }
+      const sending = item
+      return this.limiter!.acquire("command").pipe(
+        // Written and marked done in one uninterruptible step: a command is sent once, never again on the
+        // next connection.
+        Effect.andThen(Effect.uninterruptible(Effect.andThen(this.conn.send(sending.frame), () => {
+          shard.pending = undefined
+          return Deferred.succeed(sending.done, undefined)
+        }))),
+        Effect.andThen(Effect.suspend(() => this.pumpCommands()))
+      )
+    })
+  }
+
+  becameReady(): Effect.Effect<void> {
+    return Effect.gen({ self: this }, function*() {
+      this.ready = true
+      yield* Deferred.succeed(this.readyArrived, undefined)
+      yield* this.shard.setPhase("ready")
+      this.shard.wakePump = this.startPump
+      yield* this.startPump
+    })
+  }
+
+  onDecodeError(error: FrameDecodeError): Effect.Effect<void> {
+    return Effect.gen({ self: this }, function*() {
+      yield* Metrics.updateForShard(Metrics.decodeErrors, this.shard.shardId, 1)
+      yield* this.shard.update({ lastError: error.message })
+      yield* Effect.logWarning(error.message)
+      // Without a valid Hello or READY the connection cannot go on; anything else is skipped.
+      if (error.op === 10 || error.event === "READY") yield* this.finish("closed", ResumableCloseCode)
+    })
+  }
+
+  onReady(frame: Extract<ServerFrame, { op: 0 }>): Effect.Effect<void> {
+    return Effect.gen({ self: this }, function*() {
+      const shard = this.shard
+      const parsed = frame.dataStart === undefined
+        ? Result.succeed(frame.d)
+        : Result.map(parseJson(frame.text.text()), (whole) => (whole as { readonly d?: unknown }).d)
+      if (Result.isFailure(parsed)) {
+        return yield* this.onDecodeError(new FrameDecodeError({ op: 0, event: "READY", detail: "data is not valid JSON" }))
+      }
+      const data = parsed.success
+      const decoded = decodeReady(data)
+      if (decoded._tag === "Failure") {
+        return yield* this.onDecodeError(new FrameDecodeError({ op: 0, event: "READY", detail: decoded.failure.message }))
+      }
+      shard.session = { sessionId: decoded.success.session_id, resumeUrl: decoded.success.resume_gateway_url, sequence: frame.s }
+      yield* shard.saveSession()
+      yield* this.becameReady()
+      shard.lastDispatchAt = shard.clock.currentTimeMillisUnsafe()
+      yield* this.publish(Dispatch.make(shard.shardId, frame.s, frame.t, data))
+    })
+  }
+
+  publish(dispatch: Dispatch.Dispatch): Effect.Effect<void> {
+    this.handedOver = true
+    const published = this.shard.sink.publish(dispatch)
+    // Every buffer had room: done, nothing to wait for (the common case allocates nothing more).
+    if (published === Effect.void) return published
+    this.publishing = true
+    // A connection ended meanwhile (a stop, a deadline) does not wait for a full subscriber to take: the
+    // wait is given up, so that a stop requested by the consumer itself cannot deadlock.
+    const publishDone = Effect.sync(() => {
+      this.publishing = false
+    })
+    return Effect.raceFirst(Effect.andThen(published, publishDone), Effect.ignore(this.awaitEnded))
+  }
+
+  // The per-event path: no generator, one Dispatch object, one publish.
+  onDispatch(frame: Extract<ServerFrame, { op: 0 }>): Effect.Effect<void> {
+    const shard = this.shard
+    const { s, t } = frame
+    shard.eventCounts.set(t, (shard.eventCounts.get(t) ?? 0) + 1)
+    if (t === "READY") return this.onReady(frame)
+    const session = shard.session
+    if (session !== null) {
+      // A replayed or repeated dispatch of this session is delivered once.
+      if (session.sequence !== null && s <= session.sequence) return Effect.void
+      session.sequence = s
+    }
+    // Every frame of a batch arrived in one event-loop turn: the batch's time is theirs.
+    shard.lastDispatchAt = this.receivedAt
+    if (!this.ready) this.progressAt = this.receivedAt
+    // Nobody wants it (no subscriber, no runtime bookkeeping): the sequence is tracked, nothing is built.
+    if (t !== "RESUMED" && !shard.sink.wants(t)) return Effect.void
+    const dispatch = frame.dataStart === undefined
+      ? Dispatch.make(shard.shardId, s, t, frame.d)
+      : Dispatch.makeLazy(shard.shardId, s, t, frame.text.text(), frame.dataStart, shard.onLazyDataError)
+    if (t === "RESUMED") return Effect.andThen(this.becameReady(), () => this.publish(dispatch))
+    return this.publish(dispatch)
+  }
+
+  onFrame(frame: ServerFrame): Effect.Effect<void> {
+    const shard = this.shard
+    switch (frame.op) {
+      case 0:
+        return this.onDispatch(frame)
+      case 10: {
+        if (this.helloSeen) return Effect.void
+        this.helloSeen = true
+        Deferred.doneUnsafe(this.helloArrived, Exit.void)
+        const interval = frame.heartbeatInterval
+        return Effect.gen({ self: this }, function*() {
+          this.limiter = yield* SendLimiter.make({ heartbeatIntervalMs: interval })
+          yield* shard.setPhase(shard.session === null ? "identifying" : "resuming")
+          yield* this.fork(this.heartbeat(interval))
+          yield* this.fork(this.handshake())
+        })
+      }
+      case 11: {
+        this.awaitingAck = false
+        if (this.ready) this.acksSinceReady++
+        const latencyMs = shard.clock.currentTimeMillisUnsafe() - this.lastBeatAt
+        return Effect.andThen(Metric.update(Metrics.heartbeatLatencyMs, latencyMs), shard.update({ latencyMs }))
+      }
+      case 1:
+        // "Heartbeat now": answered at once, outside the regular schedule (item 8).
+        return Effect.asVoid(this.fork(this.sendPriority(this.heartbeatFrame())))
+      case 7:
+        return Effect.andThen(Effect.logInfo("op 7 Reconnect"), this.finish("reconnect", ResumableCloseCode))
+      case 9:
+        if (frame.resumable) {
+          return Effect.andThen(Effect.logInfo("op 9 Invalid Session (resumable)"), this.finish("reconnect", ResumableCloseCode))
+        }
+        return Effect.logInfo("op 9 Invalid Session (not resumable): identifying again").pipe(
+          Effect.andThen(shard.forgetSession()),
+          Effect.andThen(this.finish("invalid-session", SessionEndingCloseCode))
+        )
+      case "unknown":
+        return Effect.logDebug(`ignoring unknown opcode ${frame.code}`)
+    }
+  }
+
+  onClosed(closed: ConnectionClosed): Effect.Effect<Outcome, FatalCloseError> {
+    return Effect.gen({ self: this }, function*() {
+      if (this.finished) return yield* this.awaitEnded
+      this.finished = true
+      const shard = this.shard
+      const healthy = this.ready && this.acksSinceReady > 0
+      const info = classifyClose(closed.code)
+      yield* shard.update({ lastError: closed.message })
+      yield* Effect.logInfo(`${closed.message}: ${info.name}, ${info.action}`)
+      if (info.action === "fatal" && info.error !== undefined) {
+        return yield* (new info.error({ shardId: shard.shardId, shardCount: shard.shardCount, code: closed.code, reason: closed.reason }))
+      }
+      if (info.action === "identify") yield* shard.forgetSession()
+      return { kind: "closed", healthy } satisfies Outcome
+    })
+  }
+
+  // The read loop is written as a chain of effects rather than a generator: it lives as long as the
+  // connection, and a suspended generator keeps its whole frame (and a prototype per shard) alive.
+  /**
+   * Handles the frames of a batch from `start` on, then reads again (or ends with the connection). A
+   * dispatch whose lazily read data turned out not to be JSON (found while a frame was handled) is reported
+   * before the next frame.
+   */
+  handleFrom(
+    texts: ReadonlyArray<Inflater.Message>,
+    start: number
+  ): Effect.Effect<Outcome, FatalCloseError | ConnectionClosed> {
+    const shard = this.shard
+    for (let i = start;; i++) {
+      if (shard.lazyDataError !== undefined) {
+        const detail = shard.lazyDataError
+        shard.lazyDataError = undefined
+        return Effect.andThen(
+          this.onDecodeError(new FrameDecodeError({ op: 0, event: null, detail })),
+          Effect.suspend(() => this.handleFrom(texts, i))
+        )
+      }
+      if (i === texts.length) {
+        if (!this.handedOver) return this.readNext
+        this.handedOver = false
+        return this.yieldThenRead
+      }
+      if (this.finished) return this.awaitEnded
+      // A text frame is decoded only as far as needed (an unwanted dispatch: not at all).
+      const frame = decodeTextFrame(texts[i]!)
+      const handled = frame instanceof FrameDecodeError ? this.onDecodeError(frame) : this.onFrame(frame)
+      // Most frames finish synchronously (Effect.void): nothing is built to continue after them.
+      if (handled !== Effect.void) return Effect.andThen(handled, Effect.suspend(() => this.handleFrom(texts, i + 1)))
+    }
+  }
+
+  onBatch(batch: ReadonlyArray<Frame>): Effect.Effect<Outcome, FatalCloseError | ConnectionClosed> {
+    this.receivedAt = this.shard.clock.currentTimeMillisUnsafe()
+    // Without compression the text frames are the messages: the Inflater is only needed once a binary
+    // (payload-compressed) frame appears. Otherwise the whole batch is inflated at once.
+    let inflate = !this.inflater.passthrough
+    for (let i = 0; !inflate && i < batch.length; i++) inflate = isBinary(batch[i]!)
+    if (!inflate) return this.handleFrom(batch as ReadonlyArray<Inflater.Message>, 0)
+    if (this.finished) return this.awaitEnded
+    return Effect.flatMap(Effect.result(this.inflater.push(batch)), (inflated) =>
+      inflated._tag === "Success"
+        ? this.handleFrom(inflated.success, 0)
+        // A corrupt compression stream cannot be resynchronised: reconnect. The messages of this batch
+        // that did decode are not handled either; nothing is lost, since the shard resumes and the
+        // gateway replays every dispatch after the last sequence number we did handle.
+        : Effect.andThen(
+          Effect.andThen(this.onDecodeError(inflated.failure), this.finish("closed", ResumableCloseCode)),
+          this.awaitEnded
+        ))
+  }
+
+  /** The connection ended as `exit` says (unless a `finish` from elsewhere said so first). */
+  endWith(exit: Exit.Exit<Outcome, FatalCloseError>): Effect.Effect<Outcome, FatalCloseError> {
+    return Effect.andThen(Deferred.done(this.ended, exit), this.awaitEnded)
+  }
+
+  /**
+   * The reads until the connection's end: one frame below them for the connection's life. The transport's
+   * close goes to `onClosed`; any other end (a fatal close found in a frame, a defect) ends the connection
+   * as it is.
+   */
+  readLoop(): Effect.Effect<Outcome, FatalCloseError> {
+    return Effect.matchCauseEffect(this.readNext, {
+      onSuccess: (outcome) => this.endWith(Exit.succeed(outcome)),
+      onFailure: (cause) => {
+        const error = Cause.findErrorOption(cause)
+        return Option.isSome(error) && error.value._tag === "ConnectionClosed"
+          ? Effect.flatMap(Effect.exit(this.onClosed(error.value)), (exit) => this.endWith(exit))
+          : this.endWith(Exit.failCause(cause as Cause.Cause<FatalCloseError>))
+      }
+    })
+  }
+}
+
+/**
+ * Starts a shard in the current Scope and returns its handle. Closing the Scope interrupts it (its
+ * connection closes with 1000); use `stop` for a chosen close code.
+ */
+export const make = Effect.fnUntraced(function*(options: ShardOptions) {
+  const services: ShardServices = {
+    transport: yield* GatewayTransport,
+    identifyLimiter: yield* IdentifyRateLimiter,
+    store: yield* SessionStore,
+    sink: yield* DispatchSink,
+    clock: yield* Clock.Clock
+  }
+  const key = { shardId: options.shardId, shardCount: options.shardCount }
+  const session = Option.getOrNull(
+    yield* services.store.get(key).pipe(
+      Effect.map(Option.map((s): LiveSession => ({ ...s }))),
+      Effect.catch((error) => Effect.as(Effect.logWarning("could not read the saved session", error), Option.none()))
+    )
+  )
+  const runtime = new ShardRuntime(options, services, session, yield* Deferred.make<void>())
+  const identifyBytes = byteLength(runtime.identifyFrame())
   if (identifyBytes > MaxFrameBytes) {
     return yield* new PayloadTooLarge({ op: 2, bytes: identifyBytes, limit: MaxFrameBytes })
   }
@@ -315,591 +1068,8 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     const presence = encodeCommand({ op: 3, d: options.presence })
     if (typeof presence !== "string") return yield* presence
   }
-
-  // ---- shard-wide state ----
-  let session: LiveSession | null = Option.getOrNull(
-    yield* store.get(key).pipe(
-      Effect.map(Option.map((s): LiveSession => ({ ...s }))),
-      Effect.catch((error) => Effect.as(Effect.logWarning("could not read the saved session", error), Option.none()))
-    )
-  )
-  /** The resume URL refused a connection: the next attempt goes to the base URL (item 28). */
-  let resumeUrlRefused = false
-  let lastDispatchAt: number | null = null
-  let stopping: { readonly resumable: boolean } | null = null
-  let pending: PendingCommand | undefined
-  /** Closes the live connection for a stop request (with the code the stop asked for). */
-  let activeStop: Effect.Effect<void> | undefined
-  /** Starts the ready connection's command sender if it is not running. */
-  let wakePump: Effect.Effect<void> | undefined
-  /** The latest state. `changes` subscribers read it through a SubscriptionRef made on the first subscription. */
-  let state = initialState(shardId, shardCount)
-  let stateRef: SubscriptionRef.SubscriptionRef<ShardState> | undefined
-  let eventCounts = new Map<string, number>()
-  /** A dispatch whose data, parsed lazily by a reader, was not JSON: reported at the next frame. */
-  let lazyDataError: string | undefined
-  const onLazyDataError: Dispatch.LazyDataError = (dispatch) => {
-    lazyDataError = `malformed gateway frame (op 0 ${dispatch.name}): data is not valid JSON`
-  }
-  /** Commands waiting for a ready connection: made at the first `send` (many shards never send one). */
-  let commands: Queue.Queue<PendingCommand> | undefined
-  /** The shard has ended: `send` fails at once. */
-  let shardEnded = false
-  const stopSignal = yield* Deferred.make<void>()
-
-  const withLive = (s: ShardState): ShardState => ({
-    ...s,
-    sequence: session?.sequence ?? null,
-    sessionId: session?.sessionId ?? null,
-    lastDispatchAt
-  })
-  const onStateChange = options.onStateChange
-  const update = (patch: Partial<ShardState>): Effect.Effect<void> =>
-    Effect.suspend(() => {
-      const next = state = withLive({ ...state, ...patch })
-      const published = stateRef === undefined ? Effect.void : SubscriptionRef.set(stateRef, next)
-      return onStateChange === undefined ? published : Effect.andThen(published, onStateChange(next))
-    })
-  const setPhase = (phase: ShardPhase) => update({ phase })
-  const counted = (field: "reconnects" | "identifies" | "resumes") =>
-    Effect.suspend(() => update({ [field]: state[field] + 1 }))
-
-  const saveSession = Effect.suspend(() => {
-    const current = session
-    if (current === null) return store.remove(key)
-    const stored: StoredSession = {
-      sessionId: current.sessionId,
-      sequence: current.sequence,
-      resumeUrl: current.resumeUrl
-    }
-    return store.set(key, stored)
-  }).pipe(Effect.catch((error) => Effect.logWarning("could not save the session", error)))
-
-  const forgetSession = Effect.suspend(() => {
-    session = null
-    return Effect.andThen(saveSession, update({}))
-  })
-
-  // ---- one connection ----
-  // The connection is set up by a generator that ends by handing over the wait for the connection's end, so
-  // that no suspended generator frame is kept for the connection's life.
-  const connectOnce: Effect.Effect<Outcome, FatalCloseError> = Effect.scoped(Effect.flatten(Effect.gen(function*() {
-    const resumeWith = session
-    const base = resumeWith !== null && !resumeUrlRefused ? resumeWith.resumeUrl : options.gatewayUrl
-    const url = gatewayUrl(base, { compression })
-    yield* setPhase("connecting")
-    const opened = yield* transport.connect(url).pipe(
-      Effect.timeoutOrElse({
-        duration: connectTimeout,
-        orElse: () => Effect.fail("timeout" as const)
-      }),
-      Effect.result
-    )
-    if (opened._tag === "Failure") {
-      const detail = opened.failure === "timeout" ? `connect to ${url} timed out` : opened.failure.message
-      if (base !== options.gatewayUrl) resumeUrlRefused = true
-      yield* Effect.logWarning(detail)
-      yield* update({ lastError: detail })
-      // @effect-diagnostics-next-line returnEffectInGen:off -- flattened: the generator hands over what to wait for
-      return Effect.succeed<Outcome>({ kind: "connect-failed", healthy: false })
-    }
-    resumeUrlRefused = false
-    yield* setPhase("hello")
-    yield* Metric.update(Metrics.connections, 1)
-    const conn: GatewayConnection = opened.success
-    const connectionScope = yield* Effect.scope
-    const fork = <A, E>(effect: Effect.Effect<A, E>) => Effect.forkIn(effect, connectionScope)
-    const inflater = yield* Inflater.make(compression)
-    const ended = yield* Deferred.make<Outcome, FatalCloseError>()
-
-    // per-connection state
-    let finished = false
-    let helloSeen = false
-    let ready = false
-    let acksSinceReady = 0
-    let awaitingAck = false
-    let lastBeatAt = 0
-    /** The reader is waiting in `publish` (a "suspend" subscriber's buffer is full). */
-    let publishing = false
-    const publishDone = Effect.sync(() => {
-      publishing = false
-    })
-    let heldAtLastBeat = false
-    let progressAt = 0
-    let limiter: SendLimiter.SendLimiter | undefined
-
-    const finish = (outcome: Omit<Outcome, "healthy">, code: number) =>
-      Effect.suspend(() => {
-        if (finished) return Effect.void
-        finished = true
-        return Effect.andThen(
-          conn.close(code),
-          Deferred.succeed(ended, { kind: outcome.kind, healthy: ready && acksSinceReady > 0 })
-        )
-      })
-
-    const sendPriority = (frame: string) =>
-      Effect.suspend(() => limiter === undefined ? Effect.void : limiter.acquire("heartbeat")).pipe(
-        Effect.andThen(conn.send(frame)),
-        Effect.ignore
-      )
-
-    const heartbeatFrame = () => `{"op":1,"d":${session?.sequence ?? null}}`
-
-    const beat = Effect.suspend(() => {
-      // A missing ACK proves a dead connection only if the reader was free to see it: while the reader is
-      // held by dispatch backpressure (or was at the previous beat) the ACK may be waiting behind dispatches.
-      const readerHeld = publishing || heldAtLastBeat
-      heldAtLastBeat = publishing
-      if (awaitingAck && !readerHeld) {
-        return Effect.andThen(
-          Effect.andThen(Effect.logWarning("no heartbeat ACK since the last beat: zombie connection, reconnecting"), update({ lastError: "zombie connection (no heartbeat ACK)" })),
-          finish({ kind: "zombie" }, ResumableCloseCode)
-        )
-      }
-      awaitingAck = true
-      return Effect.andThen(limiter!.acquire("heartbeat"), () => {
-        lastBeatAt = clock.currentTimeMillisUnsafe()
-        return Effect.ignore(conn.send(heartbeatFrame()))
-      })
-    })
-
-    // First beat after I × U[0,1), then every I on a Schedule. `Schedule.spaced` (the delay counted after each
-    // beat) rather than `Schedule.fixed`: fixed computes the next delay modulo the window from a fractional
-    // start, and rounding can make it ~0 — a second beat in the same instant, before the ACK, a false zombie
-    // — and it fires at once after any stall longer than I. A beat takes microseconds: I ± τ.
-    // The Schedule's step is driven here (its delay slept on the Clock) rather than by `Effect.repeat`, whose
-    // per-run metadata machinery would stay with every connection once it has beaten (about 1.5 KiB) for
-    // nothing a heartbeat reads.
-    // The end of the Schedule (`spaced` never ends) is caught around each step, not around the whole loop,
-    // so that the sleeping heartbeat keeps no handler frame.
-    const heartbeat = (interval: number) =>
-      Effect.flatMap(Schedule.toStep(heartbeatSchedule(interval)), (step) => {
-        const nextStep = Effect.suspend(() =>
-          Pull.catchDone(step(clock.currentTimeMillisUnsafe(), undefined), () => Effect.succeed(null))
-        )
-        const beatThenWait: Effect.Effect<void> = Effect.andThen(
-          beat,
-          Effect.flatMap(nextStep, (next) => next === null ? Effect.void : Effect.andThen(Effect.sleep(next[1]), beatThenWait))
-        )
-        return Effect.flatMap(Random.next, (jitter) =>
-          Effect.andThen(Effect.sleep(Duration.millis(Math.floor(interval * jitter))), beatThenWait))
-      })
-
-    // Deadlines race the phase they guard: when it completes, their fibers end (no idle sleepers left).
-    const helloArrived = yield* Deferred.make<void>()
-    const readyArrived = yield* Deferred.make<void>()
-
-    const readyDeadline: Effect.Effect<void> = Effect.suspend(() => {
-      if (ready || finished) return Effect.void
-      const due = progressAt + readyTimeoutMs
-      const now = clock.currentTimeMillisUnsafe()
-      if (now >= due) {
-        return Effect.andThen(update({ lastError: "READY/RESUMED did not arrive in time" }), finish({ kind: "timeout" }, ResumableCloseCode))
-      }
-      return Effect.andThen(Effect.sleep(Duration.millis(due - now)), readyDeadline)
-    })
-
-    // Effects run once per connection (the handshake, becoming ready) are built when they run, so that an
-    // idle connection keeps nothing of them.
-    const handshake = () => Effect.gen(function*() {
-      const current = session
-      if (current !== null) {
-        yield* setPhase("resuming")
-        yield* sendPriority(JSON.stringify({
-          op: 6,
-          d: { token: Redacted.value(options.token), session_id: current.sessionId, seq: current.sequence }
-        }))
-        yield* counted("resumes")
-        yield* Metrics.updateForShard(Metrics.resumes, shardId, 1)
-      } else {
-        yield* setPhase("identifying")
-        const waitStart = clock.currentTimeMillisUnsafe()
-        yield* identifyLimiter.acquire(shardId)
-        yield* Metric.update(Metrics.identifyWaitMs, clock.currentTimeMillisUnsafe() - waitStart)
-        yield* sendPriority(identifyFrame())
-        yield* counted("identifies")
-        yield* Metrics.updateForShard(Metrics.identifies, shardId, 1)
-      }
-      progressAt = clock.currentTimeMillisUnsafe()
-      yield* Effect.raceFirst(Deferred.await(readyArrived), readyDeadline)
-    })
-
-    // Commands go out on a fiber that runs only while some are waiting: it sends the pending one, then the
-    // queued ones in order, and ends when the queue is empty (`send` starts it again). A failed write ends
-    // it for this connection; the command stays pending and goes out on the next one.
-    let pumping = false
-    const pumpCommands: Effect.Effect<void, ConnectionClosed> = Effect.suspend(() => {
-      let item = pending
-      if (item === undefined) {
-        const taken = commands === undefined ? undefined : Queue.takeUnsafe(commands)
-        if (taken === undefined || taken._tag === "Failure") {
-          pumping = false
-          return Effect.void
-        }
-        item = pending = taken.value
-      }
-      const sending = item
-      return limiter!.acquire("command").pipe(
-        // Written and marked done in one uninterruptible step: a command is sent once, never again on the
-        // next connection.
-        Effect.andThen(Effect.uninterruptible(Effect.andThen(conn.send(sending.frame), () => {
-          pending = undefined
-          return Deferred.succeed(sending.done, undefined)
-        }))),
-        Effect.andThen(pumpCommands)
-      )
-    })
-    const startPump = Effect.suspend(() => {
-      if (pumping || finished) return Effect.void
-      pumping = true
-      return Effect.asVoid(fork(Effect.ignore(pumpCommands)))
-    })
-
-    const becameReady = () => Effect.gen(function*() {
-      ready = true
-      yield* Deferred.succeed(readyArrived, undefined)
-      yield* setPhase("ready")
-      wakePump = startPump
-      yield* startPump
-    })
-
-    const onDecodeError = (error: FrameDecodeError) =>
-      Effect.gen(function*() {
-        yield* Metrics.updateForShard(Metrics.decodeErrors, shardId, 1)
-        yield* update({ lastError: error.message })
-        yield* Effect.logWarning(error.message)
-        // Without a valid Hello or READY the connection cannot go on; anything else is skipped.
-        if (error.op === 10 || error.event === "READY") yield* finish({ kind: "closed" }, ResumableCloseCode)
-      })
-
-    const onReady = (frame: Extract<ServerFrame, { op: 0 }>) =>
-      Effect.gen(function*() {
-        const parsed = frame.dataStart === undefined
-          ? Result.succeed(frame.d)
-          : Result.map(parseJson(frame.text.text()), (whole) => (whole as { readonly d?: unknown }).d)
-        if (Result.isFailure(parsed)) {
-          return yield* onDecodeError(new FrameDecodeError({ op: 0, event: "READY", detail: "data is not valid JSON" }))
-        }
-        const data = parsed.success
-        const decoded = decodeReady(data)
-        if (decoded._tag === "Failure") {
-          return yield* onDecodeError(new FrameDecodeError({ op: 0, event: "READY", detail: decoded.failure.message }))
-        }
-        session = { sessionId: decoded.success.session_id, resumeUrl: decoded.success.resume_gateway_url, sequence: frame.s }
-        yield* saveSession
-        yield* becameReady()
-        lastDispatchAt = clock.currentTimeMillisUnsafe()
-        yield* publish(Dispatch.make(shardId, frame.s, frame.t, data))
-      })
-
-    /** The batch being handled published a dispatch: the reader yields before its next read. */
-    let handedOver = false
-    const publish = (dispatch: Dispatch.Dispatch): Effect.Effect<void> => {
-      handedOver = true
-      const published = sink.publish(dispatch)
-      // Every buffer had room: done, nothing to wait for (the common case allocates nothing more).
-      if (published === Effect.void) return published
-      publishing = true
-      // A connection ended meanwhile (a stop, a deadline) does not wait for a full subscriber to take: the
-      // wait is given up, so that a stop requested by the consumer itself cannot deadlock.
-      return Effect.raceFirst(Effect.andThen(published, publishDone), Effect.ignore(awaitEnded))
-    }
-
-    // The per-event path: no generator, one Dispatch object, one publish.
-    /** When the batch being handled was received. */
-    let receivedAt = 0
-    const onDispatch = (frame: Extract<ServerFrame, { op: 0 }>): Effect.Effect<void> => {
-      const { s, t } = frame
-      eventCounts.set(t, (eventCounts.get(t) ?? 0) + 1)
-      if (t === "READY") return onReady(frame)
-      if (session !== null) {
-        // A replayed or repeated dispatch of this session is delivered once.
-        if (session.sequence !== null && s <= session.sequence) return Effect.void
-        session.sequence = s
-      }
-      // Every frame of a batch arrived in one event-loop turn: the batch's time is theirs.
-      lastDispatchAt = receivedAt
-      if (!ready) progressAt = receivedAt
-      // Nobody wants it (no subscriber, no runtime bookkeeping): the sequence is tracked, nothing is built.
-      if (t !== "RESUMED" && !sink.wants(t)) return Effect.void
-      const dispatch = frame.dataStart === undefined
-        ? Dispatch.make(shardId, s, t, frame.d)
-        : Dispatch.makeLazy(shardId, s, t, frame.text.text(), frame.dataStart, onLazyDataError)
-      if (t === "RESUMED") return Effect.andThen(becameReady(), () => publish(dispatch))
-      return publish(dispatch)
-    }
-
-    const onFrame = (frame: ServerFrame): Effect.Effect<void> => {
-      switch (frame.op) {
-        case 0:
-          return onDispatch(frame)
-        case 10: {
-          if (helloSeen) return Effect.void
-          helloSeen = true
-          Deferred.doneUnsafe(helloArrived, Exit.void)
-          const interval = frame.heartbeatInterval
-          return Effect.gen(function*() {
-            limiter = yield* SendLimiter.make({ heartbeatIntervalMs: interval })
-            yield* setPhase(session === null ? "identifying" : "resuming")
-            yield* fork(heartbeat(interval))
-            yield* fork(handshake())
-          })
-        }
-        case 11: {
-          awaitingAck = false
-          if (ready) acksSinceReady++
-          const latencyMs = clock.currentTimeMillisUnsafe() - lastBeatAt
-          return Effect.andThen(Metric.update(Metrics.heartbeatLatencyMs, latencyMs), update({ latencyMs }))
-        }
-        case 1:
-          // "Heartbeat now": answered at once, outside the regular schedule (item 8).
-          return Effect.asVoid(fork(sendPriority(heartbeatFrame())))
-        case 7:
-          return Effect.andThen(Effect.logInfo("op 7 Reconnect"), finish({ kind: "reconnect" }, ResumableCloseCode))
-        case 9:
-          if (frame.resumable) {
-            return Effect.andThen(Effect.logInfo("op 9 Invalid Session (resumable)"), finish({ kind: "reconnect" }, ResumableCloseCode))
-          }
-          return Effect.logInfo("op 9 Invalid Session (not resumable): identifying again").pipe(
-            Effect.andThen(forgetSession),
-            Effect.andThen(finish({ kind: "invalid-session" }, SessionEndingCloseCode))
-          )
-        case "unknown":
-          return Effect.logDebug(`ignoring unknown opcode ${frame.code}`)
-      }
-    }
-
-    const onClosed = (closed: ConnectionClosed): Effect.Effect<Outcome, FatalCloseError> =>
-      Effect.gen(function*() {
-        if (finished) return yield* Deferred.await(ended)
-        finished = true
-        const healthy = ready && acksSinceReady > 0
-        const info = classifyClose(closed.code)
-        yield* update({ lastError: closed.message })
-        yield* Effect.logInfo(`${closed.message}: ${info.name}, ${info.action}`)
-        if (info.action === "fatal" && info.error !== undefined) {
-          return yield* (new info.error({ shardId, shardCount, code: closed.code, reason: closed.reason }))
-        }
-        if (info.action === "identify") yield* forgetSession
-        return { kind: "closed", healthy }
-      })
-
-    // The read loop is written as a chain of effects rather than a generator: it lives as long as the
-    // connection, and a suspended generator keeps its whole frame (and a prototype per shard) alive.
-    const awaitEnded = Deferred.await(ended)
-    /**
-     * Handles the frames of a batch from `start` on, then reads again (or ends with the connection). A
-     * dispatch whose lazily read data turned out not to be JSON (found while a frame was handled) is reported
-     * before the next frame.
-     */
-    const handleFrom = (
-      texts: ReadonlyArray<Inflater.Message>,
-      start: number
-    ): Effect.Effect<Outcome, FatalCloseError | ConnectionClosed> => {
-      for (let i = start;; i++) {
-        if (lazyDataError !== undefined) {
-          const detail = lazyDataError
-          lazyDataError = undefined
-          return Effect.andThen(
-            onDecodeError(new FrameDecodeError({ op: 0, event: null, detail })),
-            Effect.suspend(() => handleFrom(texts, i))
-          )
-        }
-        if (i === texts.length) {
-          if (!handedOver) return readNext
-          handedOver = false
-          return yieldThenRead
-        }
-        if (finished) return awaitEnded
-        // A text frame is decoded only as far as needed (an unwanted dispatch: not at all).
-        const frame = decodeTextFrame(texts[i]!)
-        const handled = frame instanceof FrameDecodeError ? onDecodeError(frame) : onFrame(frame)
-        // Most frames finish synchronously (Effect.void): nothing is built to continue after them.
-        if (handled !== Effect.void) return Effect.andThen(handled, Effect.suspend(() => handleFrom(texts, i + 1)))
-      }
-    }
-    const onBatch = (batch: ReadonlyArray<Frame>): Effect.Effect<Outcome, FatalCloseError | ConnectionClosed> => {
-      receivedAt = clock.currentTimeMillisUnsafe()
-      // Without compression the text frames are the messages: the Inflater is only needed once a binary
-      // (payload-compressed) frame appears. Otherwise the whole batch is inflated at once.
-      let inflate = !inflater.passthrough
-      for (let i = 0; !inflate && i < batch.length; i++) inflate = isBinary(batch[i]!)
-      if (!inflate) return handleFrom(batch as ReadonlyArray<Inflater.Message>, 0)
-      if (finished) return awaitEnded
-      return Effect.flatMap(Effect.result(inflater.push(batch)), (inflated) =>
-        inflated._tag === "Success"
-          ? handleFrom(inflated.success, 0)
-          // A corrupt compression stream cannot be resynchronised: reconnect. The messages of this batch
-          // that did decode are not handled either; nothing is lost, since the shard resumes and the
-          // gateway replays every dispatch after the last sequence number we did handle.
-          : Effect.andThen(
-            Effect.andThen(onDecodeError(inflated.failure), finish({ kind: "closed" }, ResumableCloseCode)),
-            awaitEnded
-          ))
-    }
-    const readNext: Effect.Effect<Outcome, FatalCloseError | ConnectionClosed> = Effect.flatMap(conn.receive, onBatch)
-    // After a batch that handed dispatches over, the reader lets the fibers that take them (the application's
-    // consumers) run before it reads again. Otherwise, with the socket full, every shard's reader is resumed
-    // by each read ahead of a consumer that must wait for the event loop's next turn: subscribers' buffers fill
-    // to capacity and stay full, every waiting dispatch lives through young-generation collections (which
-    // copy it, then promote it), and readers end up waiting on full buffers. Measured with 8 shards and the
-    // socket full: a subscriber's buffer held 1 900 dispatches on average (4 096 at most) without this, 345
-    // with it, and GC took about half the time.
-    const yieldThenRead = Effect.andThen(Effect.yieldNow, readNext)
-    /** The connection ended as `exit` says (unless a `finish` from elsewhere said so first). */
-    const endWith = (exit: Exit.Exit<Outcome, FatalCloseError>) => Effect.andThen(Deferred.done(ended, exit), awaitEnded)
-    // One frame below the reads for the connection's life: the transport's close goes to `onClosed`, any
-    // other end (a fatal close found in a frame, a defect) ends the connection as it is.
-    const readLoop = Effect.matchCauseEffect(readNext, {
-      onSuccess: (outcome) => endWith(Exit.succeed(outcome)),
-      onFailure: (cause) => {
-        const error = Cause.findErrorOption(cause)
-        return Option.isSome(error) && error.value._tag === "ConnectionClosed"
-          ? Effect.flatMap(Effect.exit(onClosed(error.value)), endWith)
-          : endWith(Exit.failCause(cause as Cause.Cause<FatalCloseError>))
-      }
-    })
-
-    // Hello deadline.
-    yield* fork(Deferred.await(helloArrived).pipe(Effect.timeoutOrElse({
-      duration: helloTimeout,
-      orElse: () => Effect.andThen(update({ lastError: "no Hello in time" }), finish({ kind: "timeout" }, ResumableCloseCode))
-    })))
-    // A stop request closes this connection with the code the stop asked for (`stop` calls it directly).
-    const closeForStop = Effect.suspend(() =>
-      finish({ kind: "stopped" }, stopping?.resumable ? ResumableCloseCode : SessionEndingCloseCode)
-    )
-    activeStop = closeForStop
-    // When the connection's Scope closes, the connection no longer answers a stop or wakes a sender; and a
-    // defect (a bug in code run per dispatch, e.g. a cache) that ends the shard's fiber closes it with 4000,
-    // not the Scope's 1000, so the session stays resumable for the supervisor's restart (PROTOCOL.md §1.10).
-    // The finalizer goes to the Scope itself: it needs nothing from the fiber's context.
-    yield* Scope.addFinalizerExit(connectionScope, (exit) => {
-      if (activeStop === closeForStop) activeStop = undefined
-      if (wakePump === startPump) wakePump = undefined
-      return Exit.isFailure(exit) && Cause.hasDies(exit.cause) ? conn.close(ResumableCloseCode) : Effect.void
-    })
-    if (stopping !== null) yield* closeForStop
-    // The read loop runs on the shard's own fiber: a connection keeps one long-lived fiber besides it, the
-    // heartbeat's. Its outcome, or a `finish` from elsewhere (which closes the connection, so that the
-    // transport ends the pending read at once), ends the connection.
-    // @effect-diagnostics-next-line returnEffectInGen:off -- flattened: the generator hands over what to wait for
-    return readLoop
-  })))
-
-  // ---- the shard's life ----
-  const interruptibleWait = (wait: Effect.Effect<unknown, unknown>) =>
-    Effect.raceFirst(Effect.ignore(wait), Deferred.await(stopSignal))
-
-  // The loop of connections, as a chain of effects: it is suspended for the whole life of each connection,
-  // where a generator would keep its frame alive. The reconnect schedule's state is made at the first failed
-  // attempt and dropped after a healthy connection.
-  let backoff: ((input: unknown) => Pull.Pull<unknown, never, unknown>) | undefined
-  let attempts = 0
-  const nextConnection: Effect.Effect<void, FatalCloseError> = Effect.suspend(() => {
-    if (stopping !== null) return Effect.void
-    const connect = attempts++ === 0 ? connectOnce : counted("reconnects").pipe(
-      Effect.andThen(Metrics.updateForShard(Metrics.reconnects, shardId, 1)),
-      Effect.andThen(connectOnce)
-    )
-    return Effect.flatMap(connect, afterConnection)
-  })
-  const afterConnection = (outcome: Outcome): Effect.Effect<void, FatalCloseError> =>
-    Effect.suspend(() => {
-      if (stopping !== null || outcome.kind === "stopped") return Effect.void
-      return Effect.gen(function*() {
-        yield* setPhase("reconnecting")
-        if (session !== null) yield* saveSession
-        if (outcome.kind === "invalid-session") {
-          const wait = yield* Random.nextBetween(invalidDelay.min, invalidDelay.max)
-          yield* interruptibleWait(Effect.sleep(Duration.millis(Math.round(wait))))
-        } else if (outcome.healthy) {
-          backoff = undefined
-        } else {
-          backoff ??= yield* Schedule.toStepWithSleep(reconnectSchedule)
-          yield* interruptibleWait(backoff(undefined))
-        }
-      }).pipe(Effect.andThen(nextConnection))
-    })
-
-  // The end of the shard's life is one step on its fiber (one frame kept below the connections for the
-  // shard's whole life, where a chain of taps, `ensuring` and `onExit` kept six):
-  // - a fatal close: the phase says so and the error is logged;
-  // - always: pending and queued commands fail, since the shard will not send them;
-  // - a defect: the session is saved with the sequence of the dispatch being handled (it is counted before it
-  //   is published), so that a restart RESUMEs after it rather than replaying it into the same defect;
-  // - a graceful end: the session is kept for a resumable stop and forgotten otherwise, and the phase is
-  //   "stopped";
-  // - then the supervisor's `onEnd`, with how the shard ended.
-  // It runs as a finalizer, so uninterruptibly; the steps that wait on other services (a SessionStore, the
-  // state hook) stay interruptible, as they were in the chain, so that a hung store cannot hold up a Scope's
-  // close.
-  const onEnd = options.onEnd
-  const interruptibly = (effect: Effect.Effect<void>) => Effect.exit(Effect.interruptible(effect))
-  const lifeEnded = (exit: Exit.Exit<void, FatalCloseError>): Effect.Effect<void> =>
-    Effect.gen(function*() {
-      const fatal = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : Option.none()
-      if (Option.isSome(fatal)) {
-        const { message } = fatal.value
-        yield* interruptibly(Effect.andThen(update({ phase: "fatal", lastError: message }), Effect.logError(message)))
-      }
-      shardEnded = true
-      const stopped = new ShardStopped({ shardId })
-      if (pending !== undefined) yield* Deferred.fail(pending.done, stopped)
-      if (commands !== undefined) {
-        for (const item of yield* Queue.clear(commands)) yield* Deferred.fail(item.done, stopped)
-        yield* Queue.shutdown(commands)
-      }
-      let ended: Exit.Exit<void, FatalCloseError> = exit
-      if (Exit.isFailure(exit)) {
-        if (Cause.hasDies(exit.cause)) yield* interruptibly(saveSession)
-      } else {
-        if (stopping !== null && !stopping.resumable) session = null
-        ended = yield* interruptibly(Effect.andThen(saveSession, setPhase("stopped")))
-      }
-      if (onEnd !== undefined) yield* onEnd(ended)
-    })
-  const fiber = yield* Effect.forkScoped(Effect.onExit(nextConnection, lifeEnded))
-
-  const shard: Shard = new ShardHandle(shardId, shardCount, fiber, {
-    state: () => withLive(state),
-    changes: () =>
-      Stream.unwrap(Effect.suspend(() =>
-        stateRef === undefined
-          ? Effect.map(SubscriptionRef.make(state), (made) => SubscriptionRef.changes(stateRef ??= made))
-          : Effect.succeed(SubscriptionRef.changes(stateRef))
-      )),
-    send: (command) =>
-      Effect.gen(function*() {
-        const frame = encodeCommand(command)
-        if (typeof frame !== "string") return yield* frame
-        if (stopping !== null || shardEnded) return yield* new ShardStopped({ shardId })
-        if (commands === undefined) {
-          const made = yield* Queue.bounded<PendingCommand>(options.commandBuffer ?? 1000)
-          // Another send may have made one meanwhile (keep the first), or the shard ended meanwhile.
-          commands ??= made
-          if (shardEnded) return yield* new ShardStopped({ shardId })
-        }
-        const done = yield* Deferred.make<void, ShardStopped>()
-        const accepted = yield* Queue.offer(commands, { frame, done })
-        if (!accepted) return yield* new ShardStopped({ shardId })
-        if (wakePump !== undefined) yield* wakePump
-        return yield* Deferred.await(done)
-      }),
-    stop: (stopOptions) =>
-      Effect.gen(function*() {
-        if (stopping === null) stopping = { resumable: stopOptions?.resumable ?? false }
-        yield* Deferred.succeed(stopSignal, undefined)
-        if (activeStop !== undefined) yield* activeStop
-        yield* Effect.ignore(Fiber.join(fiber))
-      }),
-    takeEventCounts: () => {
-      const counts = eventCounts
-      eventCounts = new Map()
-      return counts
-    }
-  })
+  const fiber = yield* Effect.forkScoped(Effect.onExit(runtime.nextConnection, (exit) => runtime.lifeEnded(exit)))
+  const shard: Shard = new ShardHandle(runtime, fiber)
   return shard
 }, (effect, options) =>
   // Every log line of the shard, from its start and on its fiber for its whole life (which inherits this
