@@ -35,6 +35,7 @@ export type { GatewayShardStatus, GatewayStatus } from "./GatewayStatus.ts"
 export { type GatewayConnection, GatewayTransport } from "./transport/GatewayTransport.ts"
 export { type Frame, TextFrame } from "./transport/TextFrame.ts"
 export type { Compression } from "./transport/GatewayUrl.ts"
+export { type HeartbeatTarget, HeartbeatTimer, type HeartbeatTimerService } from "./HeartbeatTimer.ts"
 export { IdentifyRateLimiter, type SessionStartLimit } from "./IdentifyRateLimiter.ts"
 export {
   AllIntents,
