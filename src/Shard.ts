@@ -2,15 +2,17 @@
  * Shard: one gateway session kept alive through every fault the gateway throws at it (PROTOCOL.md §1–§3).
  *
  * A shard is a fiber built from services: `GatewayTransport` (the socket), `IdentifyRateLimiter` (identify
- * buckets and the daily budget), `SessionStore` (what RESUME needs) and `DispatchSink` (where its dispatches
- * go). Each connection lives in its own Scope, so a stale connection can never touch its successor.
+ * buckets and the daily budget), `SessionStore` (what RESUME needs), `DispatchSink` (where its dispatches
+ * go) and, when its context has one, a `HeartbeatTimer` shared with other shards (else it makes its own).
+ * Each connection lives in its own Scope, so a stale connection can never touch its successor.
  *
- * Per connection: connect (deadline) → Hello (deadline; op 7 before Hello reconnects) → heartbeat on its own
- * fiber (first beat after interval × U[0,1), then every interval; a beat due while the previous one is
- * unacknowledged closes 4000 and resumes — zombie, item 9; not while the reader is held by dispatch
- * backpressure, when the ACK may be waiting unread) and, beside it, IDENTIFY through the limiter or
- * RESUME at the resume URL → READY/RESUMED (deadline, extended while dispatches flow) → commands flow.
- * Only ops 1, 2 and 6 are sent before READY/RESUMED (item 15), all through the connection's send limiter.
+ * Per connection: connect (deadline) → Hello (deadline; op 7 before Hello reconnects) → heartbeat on the
+ * timer, each beat on a fiber of its own (first beat after interval × U[0,1), then every interval; a beat
+ * due while the previous one is unacknowledged closes 4000 and resumes — zombie, item 9; not while the
+ * reader is held by dispatch backpressure, when the ACK may be waiting unread) and, beside it, IDENTIFY
+ * through the limiter or RESUME at the resume URL → READY/RESUMED (deadline, extended while dispatches
+ * flow) → commands flow. Only ops 1, 2 and 6 are sent before READY/RESUMED (item 15), all through the
+ * connection's send limiter.
  * The shard's fiber reads the connection itself; a close decided elsewhere (a stop, a deadline, a zombie)
  * closes the connection, which ends the pending read at once, and gives up a wait on a full subscriber.
  *
@@ -58,6 +60,7 @@ import {
   PayloadTooLarge,
   ShardStopped
 } from "./Errors.ts"
+import { HeartbeatTimer, type HeartbeatTimerService } from "./HeartbeatTimer.ts"
 import { IdentifyRateLimiter } from "./IdentifyRateLimiter.ts"
 import * as Metrics from "./Metrics.ts"
 import { classifyClose, ResumableCloseCode, SessionEndingCloseCode } from "./protocol/CloseCode.ts"
@@ -234,6 +237,7 @@ interface ShardServices {
   readonly store: SessionStore["Service"]
   readonly sink: DispatchSink["Service"]
   readonly clock: Clock.Clock
+  readonly heartbeats: HeartbeatTimerService
 }
 
 /**
@@ -289,6 +293,7 @@ class ShardRuntime {
   readonly store: SessionStore["Service"]
   readonly sink: DispatchSink["Service"]
   readonly clock: Clock.Clock
+  readonly heartbeats: HeartbeatTimerService
   readonly readyTimeoutMs: number
   /** Completed by a stop request: ends a wait between connections at once. */
   readonly stopSignal: Deferred.Deferred<void>
@@ -338,6 +343,7 @@ class ShardRuntime {
     this.store = services.store
     this.sink = services.sink
     this.clock = services.clock
+    this.heartbeats = services.heartbeats
     this.readyTimeoutMs = Duration.toMillis(Duration.fromInputUnsafe(options.readyTimeout ?? "30 seconds"))
     this.stopSignal = stopSignal
     this.session = session
@@ -465,9 +471,9 @@ class ShardRuntime {
       // The finalizer goes to the Scope itself: it needs nothing from the fiber's context.
       yield* Scope.addFinalizerExit(connection.scope, (exit) => connection.release(exit))
       if (this.stopping !== null) yield* connection.closeForStop
-      // The read loop runs on the shard's own fiber: a connection keeps one long-lived fiber besides it, the
-      // heartbeat's. Its outcome, or a `finish` from elsewhere (which closes the connection, so that the
-      // transport ends the pending read at once), ends the connection.
+      // The read loop runs on the shard's own fiber: a connection keeps no other long-lived fiber (its
+      // heartbeat is an entry in the HeartbeatTimer). Its outcome, or a `finish` from elsewhere (which closes
+      // the connection, so that the transport ends the pending read at once), ends the connection.
       // @effect-diagnostics-next-line returnEffectInGen:off -- flattened: the generator hands over what to wait for
       return connection.readLoop()
     })))
@@ -728,28 +734,19 @@ class Connection {
     })
   }
 
-  // First beat after I × U[0,1), then every I on a Schedule. `Schedule.spaced` (the delay counted after each
-  // beat) rather than `Schedule.fixed`: fixed computes the next delay modulo the window from a fractional
-  // start, and rounding can make it ~0 — a second beat in the same instant, before the ACK, a false zombie
-  // — and it fires at once after any stall longer than I. A beat takes microseconds: I ± τ.
-  // The Schedule's step is driven here (its delay slept on the Clock) rather than by `Effect.repeat`, whose
-  // per-run metadata machinery would stay with every connection once it has beaten (about 1.5 KiB) for
-  // nothing a heartbeat reads.
-  // The end of the Schedule (`spaced` never ends) is caught around each step, not around the whole loop,
-  // so that the sleeping heartbeat keeps no handler frame.
+  // First beat after I × U[0,1), then every I on a Schedule, on the shard's HeartbeatTimer (one sleeping
+  // fiber for every connection that shares it, rather than one per connection). `Schedule.spaced` (the delay
+  // counted from each beat) rather than `Schedule.fixed`: fixed computes the next delay modulo the window
+  // from a fractional start, and rounding can make it ~0 — a second beat in the same instant, before the
+  // ACK, a false zombie — and it fires at once after any stall longer than I. A beat takes microseconds: I ± τ.
   heartbeat(interval: number): Effect.Effect<void> {
-    return Effect.flatMap(Schedule.toStep(heartbeatSchedule(interval)), (step) => {
-      const clock = this.shard.clock
-      const nextStep = Effect.suspend(() =>
-        Pull.catchDone(step(clock.currentTimeMillisUnsafe(), undefined), () => Effect.succeed(null))
-      )
-      const beatThenWait: Effect.Effect<void> = Effect.andThen(
-        Effect.suspend(() => this.beat()),
-        Effect.flatMap(nextStep, (next) => next === null ? Effect.void : Effect.andThen(Effect.sleep(next[1]), beatThenWait))
-      )
-      return Effect.flatMap(Random.next, (jitter) =>
-        Effect.andThen(Effect.sleep(Duration.millis(Math.floor(interval * jitter))), beatThenWait))
-    })
+    return Effect.flatMap(Random.next, (jitter) =>
+      this.shard.heartbeats.every(
+        this.scope,
+        Math.floor(interval * jitter),
+        heartbeatSchedule(interval),
+        this
+      ))
   }
 
   readyDeadline(): Effect.Effect<void> {
@@ -917,7 +914,7 @@ class Connection {
         return Effect.gen({ self: this }, function*() {
           this.limiter = yield* SendLimiter.make({ heartbeatIntervalMs: interval })
           yield* shard.setPhase(shard.session === null ? "identifying" : "resuming")
-          yield* this.fork(this.heartbeat(interval))
+          yield* this.heartbeat(interval)
           yield* this.fork(this.handshake())
         })
       }
@@ -1045,12 +1042,15 @@ class Connection {
  * connection closes with 1000); use `stop` for a chosen close code.
  */
 export const make = Effect.fnUntraced(function*(options: ShardOptions) {
+  const sharedTimer = yield* Effect.serviceOption(HeartbeatTimer)
   const services: ShardServices = {
     transport: yield* GatewayTransport,
     identifyLimiter: yield* IdentifyRateLimiter,
     store: yield* SessionStore,
     sink: yield* DispatchSink,
-    clock: yield* Clock.Clock
+    clock: yield* Clock.Clock,
+    // The Gateway's timer when there is one (shared by its shards), else one of the shard's own.
+    heartbeats: Option.isSome(sharedTimer) ? sharedTimer.value : yield* HeartbeatTimer.make
   }
   const key = { shardId: options.shardId, shardCount: options.shardCount }
   const session = Option.getOrNull(

@@ -166,6 +166,31 @@ describe("Gateway member requests (items 55, 43)", () => {
     }).pipe(Effect.provide(environment({ recommendedShards: 1 }))))
 })
 
+describe("Gateway heartbeats (items 4, 6)", () => {
+  it.effect("the shards share the Gateway's heartbeat timer, each on its own schedule: first beat within I of Hello, then every I", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      yield* makeGateway()
+      // Four shards at max_concurrency 1 identify 5 s apart; the last has beaten several times by 24 s.
+      for (let t = 0; t < 24_000; t += 100) yield* advance(100)
+      const frames = yield* sim.frames
+      const connections = yield* sim.connections
+      expect(connections.length).toBe(4)
+      const I = 1500
+      for (const connection of connections) {
+        expect(connection.closedAt, `connection ${connection.id} stayed up`).toBe(null)
+        const on = frames.filter((f) => f.connectionId === connection.id)
+        const hello = on.find((f) => f.direction === "server" && f.op === 10)!.at
+        const beats = on.filter((f) => f.direction === "client" && f.op === 1).map((f) => f.at)
+        expect(beats.length, `connection ${connection.id} beat`).toBeGreaterThan(4)
+        expect(beats[0]! - hello, "item 4: the first beat within [0, I] of Hello").toBeGreaterThanOrEqual(0)
+        expect(beats[0]! - hello, "item 4: the first beat within [0, I] of Hello").toBeLessThanOrEqual(I)
+        // Under TestClock the timer runs each beat at exactly its time: every gap is I.
+        expect(beats.slice(1).map((at, i) => at - beats[i]!), "item 6: every I").toEqual(beats.slice(1).map(() => I))
+      }
+    }).pipe(Effect.provide(environment({ recommendedShards: 4 }))))
+})
+
 describe("Gateway control and supervision", () => {
   it.effect("close, open and restart one shard at run time; restart RESUMEs", () =>
     Effect.gen(function*() {
