@@ -167,7 +167,7 @@ describe("Gateway member requests (items 55, 43)", () => {
 })
 
 describe("Gateway heartbeats (items 4, 6)", () => {
-  it.effect("the shards share the Gateway's heartbeat timer, each on its own schedule: first beat within I of Hello, then every I", () =>
+  it.effect("on the Gateway's shared heartbeat timer each shard keeps its own schedule: first beat within I of Hello, then every I", () =>
     Effect.gen(function*() {
       const sim = yield* GatewaySimulator
       yield* makeGateway()
