@@ -288,12 +288,7 @@ class ShardRuntime {
   readonly shardId: number
   readonly shardCount: number
   readonly key: { readonly shardId: number; readonly shardCount: number }
-  readonly transport: GatewayTransport["Service"]
-  readonly identifyLimiter: IdentifyRateLimiter["Service"]
-  readonly store: SessionStore["Service"]
-  readonly sink: DispatchSink["Service"]
-  readonly clock: Clock.Clock
-  readonly heartbeats: HeartbeatTimerService
+  readonly services: ShardServices
   readonly readyTimeoutMs: number
   /** Completed by a stop request: ends a wait between connections at once. */
   readonly stopSignal: Deferred.Deferred<void>
@@ -338,12 +333,7 @@ class ShardRuntime {
     this.shardId = options.shardId
     this.shardCount = options.shardCount
     this.key = { shardId: options.shardId, shardCount: options.shardCount }
-    this.transport = services.transport
-    this.identifyLimiter = services.identifyLimiter
-    this.store = services.store
-    this.sink = services.sink
-    this.clock = services.clock
-    this.heartbeats = services.heartbeats
+    this.services = services
     this.readyTimeoutMs = Duration.toMillis(Duration.fromInputUnsafe(options.readyTimeout ?? "30 seconds"))
     this.stopSignal = stopSignal
     this.session = session
@@ -399,13 +389,13 @@ class ShardRuntime {
   saveSession(): Effect.Effect<void> {
     return Effect.suspend(() => {
       const current = this.session
-      if (current === null) return this.store.remove(this.key)
+      if (current === null) return this.services.store.remove(this.key)
       const stored: StoredSession = {
         sessionId: current.sessionId,
         sequence: current.sequence,
         resumeUrl: current.resumeUrl
       }
-      return this.store.set(this.key, stored)
+      return this.services.store.set(this.key, stored)
     }).pipe(Effect.catch((error) => Effect.logWarning("could not save the session", error)))
   }
 
@@ -429,7 +419,7 @@ class ShardRuntime {
       const base = resumeWith !== null && !this.resumeUrlRefused ? resumeWith.resumeUrl : options.gatewayUrl
       const url = gatewayUrl(base, { compression })
       yield* this.setPhase("connecting")
-      const opened = yield* this.transport.connect(url).pipe(
+      const opened = yield* this.services.transport.connect(url).pipe(
         Effect.timeoutOrElse({
           duration: options.connectTimeout ?? "15 seconds",
           orElse: () => Effect.fail("timeout" as const)
@@ -729,7 +719,7 @@ class Connection {
     }
     this.awaitingAck = true
     return Effect.andThen(this.limiter!.acquire("heartbeat"), () => {
-      this.lastBeatAt = this.shard.clock.currentTimeMillisUnsafe()
+      this.lastBeatAt = this.shard.services.clock.currentTimeMillisUnsafe()
       return Effect.ignore(this.conn.send(this.heartbeatFrame()))
     })
   }
@@ -741,7 +731,7 @@ class Connection {
   // ACK, a false zombie — and it fires at once after any stall longer than I. A beat takes microseconds: I ± τ.
   heartbeat(interval: number): Effect.Effect<void> {
     return Effect.flatMap(Random.next, (jitter) =>
-      this.shard.heartbeats.every(
+      this.shard.services.heartbeats.every(
         this.scope,
         Math.floor(interval * jitter),
         heartbeatSchedule(interval),
@@ -753,7 +743,7 @@ class Connection {
     return Effect.suspend(() => {
       if (this.ready || this.finished) return Effect.void
       const due = this.progressAt + this.shard.readyTimeoutMs
-      const now = this.shard.clock.currentTimeMillisUnsafe()
+      const now = this.shard.services.clock.currentTimeMillisUnsafe()
       if (now >= due) {
         return Effect.andThen(
           this.shard.update({ lastError: "READY/RESUMED did not arrive in time" }),
@@ -769,7 +759,7 @@ class Connection {
   handshake(): Effect.Effect<void> {
     return Effect.gen({ self: this }, function*() {
       const shard = this.shard
-      const { clock, shardId } = shard
+      const { services: { clock }, shardId } = shard
       const current = shard.session
       if (current !== null) {
         yield* shard.setPhase("resuming")
@@ -782,7 +772,7 @@ class Connection {
       } else {
         yield* shard.setPhase("identifying")
         const waitStart = clock.currentTimeMillisUnsafe()
-        yield* shard.identifyLimiter.acquire(shardId)
+        yield* shard.services.identifyLimiter.acquire(shardId)
         yield* Metric.update(Metrics.identifyWaitMs, clock.currentTimeMillisUnsafe() - waitStart)
         yield* this.sendPriority(shard.identifyFrame())
         yield* shard.counted("identifies")
@@ -858,14 +848,14 @@ class Connection {
       shard.session = { sessionId: decoded.success.session_id, resumeUrl: decoded.success.resume_gateway_url, sequence: frame.s }
       yield* shard.saveSession()
       yield* this.becameReady()
-      shard.lastDispatchAt = shard.clock.currentTimeMillisUnsafe()
+      shard.lastDispatchAt = shard.services.clock.currentTimeMillisUnsafe()
       yield* this.publish(Dispatch.make(shard.shardId, frame.s, frame.t, data))
     })
   }
 
   publish(dispatch: Dispatch.Dispatch): Effect.Effect<void> {
     this.handedOver = true
-    const published = this.shard.sink.publish(dispatch)
+    const published = this.shard.services.sink.publish(dispatch)
     // Every buffer had room: done, nothing to wait for (the common case allocates nothing more).
     if (published === Effect.void) return published
     this.publishing = true
@@ -893,7 +883,7 @@ class Connection {
     shard.lastDispatchAt = this.receivedAt
     if (!this.ready) this.progressAt = this.receivedAt
     // Nobody wants it (no subscriber, no runtime bookkeeping): the sequence is tracked, nothing is built.
-    if (t !== "RESUMED" && !shard.sink.wants(t)) return Effect.void
+    if (t !== "RESUMED" && !shard.services.sink.wants(t)) return Effect.void
     const dispatch = frame.dataStart === undefined
       ? Dispatch.make(shard.shardId, s, t, frame.d)
       : Dispatch.makeLazy(shard.shardId, s, t, frame.text.text(), frame.dataStart, shard.onLazyDataError)
@@ -921,7 +911,7 @@ class Connection {
       case 11: {
         this.awaitingAck = false
         if (this.ready) this.acksSinceReady++
-        const latencyMs = shard.clock.currentTimeMillisUnsafe() - this.lastBeatAt
+        const latencyMs = shard.services.clock.currentTimeMillisUnsafe() - this.lastBeatAt
         return Effect.andThen(Metric.update(Metrics.heartbeatLatencyMs, latencyMs), shard.update({ latencyMs }))
       }
       case 1:
@@ -995,7 +985,7 @@ class Connection {
   }
 
   onBatch(batch: ReadonlyArray<Frame>): Effect.Effect<Outcome, FatalCloseError | ConnectionClosed> {
-    this.receivedAt = this.shard.clock.currentTimeMillisUnsafe()
+    this.receivedAt = this.shard.services.clock.currentTimeMillisUnsafe()
     // Without compression the text frames are the messages: the Inflater is only needed once a binary
     // (payload-compressed) frame appears. Otherwise the whole batch is inflated at once.
     let inflate = !this.inflater.passthrough
