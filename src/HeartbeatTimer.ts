@@ -1,5 +1,5 @@
 /**
- * HeartbeatTimer: runs the heartbeats of many connections from one sleeping fiber (PROTOCOL.md §1.5: a
+ * HeartbeatTimer: runs the heartbeats of many connections from one sleeping fiber (PROTOCOL.md §1.4: a
  * beat every `heartbeat_interval`, the first after interval × U[0,1)).
  *
  * A heartbeat waits almost all of its life. A fiber sleeping per connection costs about 2.8 KiB (the fiber,
@@ -10,10 +10,15 @@
  * services), and its next time comes from its Schedule's step. An entry earlier than the one the fiber
  * sleeps for replaces the sleeping fiber; a closed Scope removes its entry at once.
  *
- * Time is the Clock's, so under TestClock beats happen exactly when due. A Gateway shares one timer between
- * all of its shards; a shard started without one in its context makes its own.
+ * Time is the Clock's, so under TestClock beats happen exactly when due. When a beat is due is kept in the
+ * Clock's monotonic time, as a sleep per connection was: a step of the wall clock (a VM resumed, NTP) neither
+ * holds beats back nor runs them early (an early beat, before the last one's ACK, would look like a zombie
+ * connection). A Schedule's step is given the wall time, as Schedules expect. A Gateway shares one timer
+ * between all of its shards; a shard started without one in its context makes its own.
  */
 import { Clock, Context, Duration, Effect, Fiber, Layer, Pull, Schedule, Scope } from "effect"
+
+const NanosPerMilli = BigInt(1_000_000)
 
 type Step = (now: number, input: unknown) => Pull.Pull<[unknown, Duration.Duration], never, unknown>
 
@@ -28,6 +33,7 @@ export interface HeartbeatTarget {
 
 /** One registered heartbeat: when it is next due and what runs then. */
 class Entry {
+  /** When it is next due: the Clock's monotonic time, in ms. */
   due: number
   /** Position in the heap; -1 while it is not in it (running, or removed). */
   index = -1
@@ -128,6 +134,7 @@ const make: Effect.Effect<HeartbeatTimerService, never, Scope.Scope> = Effect.ge
   const timerScope = yield* Effect.scope
   const timerContext = yield* Effect.context<never>()
   const clock = yield* Clock.Clock
+  const monotonicMillis = (): number => Number(clock.monotonicTimeNanosUnsafe() / NanosPerMilli)
   const heap = new EntryHeap()
   let sleeper: Fiber.Fiber<void> | undefined
   let sleeperDue = Infinity
@@ -138,7 +145,7 @@ const make: Effect.Effect<HeartbeatTimerService, never, Scope.Scope> = Effect.ge
     if (first === undefined || (sleeper !== undefined && sleeperDue <= first.due)) return Effect.void
     sleeper?.interruptUnsafe()
     sleeperDue = first.due
-    const delay = Duration.millis(Math.max(0, first.due - clock.currentTimeMillisUnsafe()))
+    const delay = Duration.millis(Math.max(0, first.due - monotonicMillis()))
     // Forked under the timer's own context, whichever fiber registered the entry: a forked fiber starts with
     // its parent's context and keeps it, and a shard's (its sink, its set) must not outlive the shard.
     return Effect.map(Effect.forkIn(Effect.andThen(Effect.sleep(delay), fire), timerScope), (fiber) => {
@@ -147,13 +154,13 @@ const make: Effect.Effect<HeartbeatTimerService, never, Scope.Scope> = Effect.ge
   })
 
   /** Runs an entry's beat, and puts it back at the time its Schedule gives next (unless the Schedule ended). */
-  const run = (entry: Entry, now: number): Effect.Effect<void> =>
+  const run = (entry: Entry, now: number, wallNow: number): Effect.Effect<void> =>
     Effect.andThen(
       Effect.forkIn(
         Effect.suspend(() => entry.target.beat()).pipe(Effect.updateContext((_: Context.Context<never>) => entry.context)),
         entry.scope
       ),
-      Effect.matchCause(entry.step(now, undefined), {
+      Effect.matchCause(entry.step(wallNow, undefined), {
         onFailure: () => undefined,
         onSuccess: ([, delay]) => {
           // Its Scope may have closed meanwhile: then it is not put back.
@@ -168,13 +175,14 @@ const make: Effect.Effect<HeartbeatTimerService, never, Scope.Scope> = Effect.ge
   const fire: Effect.Effect<void> = Effect.suspend(() => {
     sleeper = undefined
     sleeperDue = Infinity
-    const now = clock.currentTimeMillisUnsafe()
+    const now = monotonicMillis()
+    const wallNow = clock.currentTimeMillisUnsafe()
     const due: Array<Entry> = []
     for (let first = heap.peek(); first !== undefined && first.due <= now; first = heap.peek()) {
       heap.remove(first)
       due.push(first)
     }
-    return Effect.andThen(Effect.forEach(due, (entry) => run(entry, now), { discard: true }), reschedule)
+    return Effect.andThen(Effect.forEach(due, (entry) => run(entry, now, wallNow), { discard: true }), reschedule)
   })
 
   /** The entry leaves the heap when its Scope closes (a closure that keeps only the entry). */
@@ -187,7 +195,7 @@ const make: Effect.Effect<HeartbeatTimerService, never, Scope.Scope> = Effect.ge
   const every: HeartbeatTimerService["every"] = (scope, firstDelayMs, schedule, target) =>
     Effect.flatMap(Effect.context<never>(), (context) =>
       Effect.flatMap(Schedule.toStep(schedule), (step) => {
-        const entry = new Entry(clock.currentTimeMillisUnsafe() + firstDelayMs, target, step as Step, scope, context)
+        const entry = new Entry(monotonicMillis() + firstDelayMs, target, step as Step, scope, context)
         heap.push(entry)
         return Effect.andThen(removeOnClose(entry), reschedule)
       }))

@@ -7,7 +7,7 @@
  * order in which heartbeats were registered and removed.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, Schedule, Schema, Scope } from "effect"
+import { Clock, Context, Deferred, Effect, Exit, Schedule, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { HeartbeatTimer } from "../src/HeartbeatTimer.ts"
 import { liveClosures } from "./support/heapCensus.ts"
@@ -115,6 +115,34 @@ describe("HeartbeatTimer", () => {
       yield* Deferred.await(interrupted)
       yield* TestClock.adjust(5000)
       expect(seen).toEqual([7])
+    }).pipe(Effect.scoped))
+
+  it.effect("a step of the wall clock, back or forward, neither holds beats back nor runs them early (due times are monotonic)", () =>
+    Effect.gen(function*() {
+      const test = yield* Clock.Clock
+      // The test clock with a wall time that can be stepped: monotonic time and sleeps are the test clock's.
+      let wallOffset = 0
+      const stepped: Clock.Clock = {
+        currentTimeMillisUnsafe: () => test.currentTimeMillisUnsafe() + wallOffset,
+        currentTimeMillis: Effect.sync(() => test.currentTimeMillisUnsafe() + wallOffset),
+        currentTimeNanosUnsafe: () => test.currentTimeNanosUnsafe(),
+        currentTimeNanos: test.currentTimeNanos,
+        monotonicTimeNanosUnsafe: () => test.monotonicTimeNanosUnsafe(),
+        monotonicTimeNanos: test.monotonicTimeNanos,
+        sleep: (duration) => test.sleep(duration)
+      }
+      const timer = yield* HeartbeatTimer.make.pipe(Effect.provideService(Clock.Clock, stepped))
+      const scope = yield* Effect.scope
+      const times: Array<number> = []
+      const target = { beat: () => Effect.sync(() => void times.push(test.currentTimeMillisUnsafe())) }
+      yield* timer.every(scope, 1000, Schedule.spaced(1000), target).pipe(Effect.provideService(Clock.Clock, stepped))
+      yield* TestClock.adjust(1500)
+      wallOffset = -60_000 // the wall clock steps back a minute
+      yield* TestClock.adjust(1000)
+      wallOffset = 120_000 // then two minutes forward
+      yield* TestClock.adjust(1000)
+      // Recorded on the test clock itself: one beat a second throughout, none late, none bunched.
+      expect(times).toEqual([1000, 2000, 3000])
     }).pipe(Effect.scoped))
 
   it.effect("a Schedule that ends ends its heartbeat: recurs(2) gives the first beat and two more", () =>
