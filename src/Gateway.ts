@@ -189,13 +189,15 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
   // (logger, log level, clock…), not the services only the Gateway uses: each shard's fiber ends up with its
   // own flattened copy of its context's map, which then stays at the smaller size (measured: 0.4 KiB less per
   // shard).
-  // They share one HeartbeatTimer, in the Gateway's Scope: one sleeping fiber for every shard's heartbeat.
+  // They share one HeartbeatTimer (one sleeping fiber for every shard's heartbeat): the application's, when
+  // its context has one, else one in the Gateway's Scope.
+  const sharedTimer = yield* Effect.serviceOption(HeartbeatTimer)
   const shardContext = Context.add(
     Context.omit(GatewayInfo, Cache, Layer.CurrentMemoMap, Scope.Scope)(
       yield* Effect.context<GatewayTransport | SessionStore | IdentifyRateLimiter>()
     ),
     HeartbeatTimer,
-    yield* HeartbeatTimer.make
+    Option.isSome(sharedTimer) ? sharedTimer.value : yield* HeartbeatTimer.make
   )
   const reshardOptions = rawOptions.reshard ?? {}
   const now = () => clock.currentTimeMillisUnsafe()

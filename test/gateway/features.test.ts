@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
 import { Cache } from "../../src/Cache.ts"
+import { HeartbeatTimer } from "../../src/HeartbeatTimer.ts"
 import { Intents } from "../../src/protocol/Intents.ts"
 import { GatewaySimulator } from "../../src/testing/GatewaySimulator.ts"
 import { advance, collect, environment, guildIds, makeGateway, settle } from "./harness.ts"
@@ -189,6 +190,23 @@ describe("Gateway heartbeats (items 4, 6)", () => {
         expect(beats.slice(1).map((at, i) => at - beats[i]!), "item 6: every I").toEqual(beats.slice(1).map(() => I))
       }
     }).pipe(Effect.provide(environment({ recommendedShards: 4 }))))
+
+  it.effect("a HeartbeatTimer in the application's context is the one the Gateway's shards use", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const timer = yield* HeartbeatTimer.make
+      let registered = 0
+      const counting = HeartbeatTimer.of({
+        every: (scope, firstDelayMs, schedule, target) =>
+          Effect.andThen(Effect.sync(() => registered++), timer.every(scope, firstDelayMs, schedule, target))
+      })
+      yield* makeGateway().pipe(Effect.provideService(HeartbeatTimer, counting))
+      for (let t = 0; t < 10_000; t += 100) yield* advance(100)
+      // One registration per connection (two shards, one connection each), and their beats went out.
+      expect(registered).toBe(2)
+      expect((yield* sim.connections).length).toBe(2)
+      expect((yield* sim.clientFrames({ op: 1 })).length).toBeGreaterThanOrEqual(8)
+    }).pipe(Effect.provide(environment({ recommendedShards: 2 }))))
 })
 
 describe("Gateway control and supervision", () => {
