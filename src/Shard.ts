@@ -729,11 +729,14 @@ class Connection {
   // counted from each beat) rather than `Schedule.fixed`: fixed computes the next delay modulo the window
   // from a fractional start, and rounding can make it ~0 — a second beat in the same instant, before the
   // ACK, a false zombie — and it fires at once after any stall longer than I. A beat takes microseconds: I ± τ.
+  // The first delay is at least 1 ms (a draw of 0 has probability 1/I): a beat is never due in the very
+  // instant of Hello, where it would race the answer to the IDENTIFY or RESUME sent beside it and could
+  // carry a sequence that answer has just replaced.
   heartbeat(interval: number): Effect.Effect<void> {
     return Effect.flatMap(Random.next, (jitter) =>
       this.shard.services.heartbeats.every(
         this.scope,
-        Math.floor(interval * jitter),
+        Math.max(1, Math.floor(interval * jitter)),
         heartbeatSchedule(interval),
         this
       ))

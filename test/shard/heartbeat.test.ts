@@ -336,4 +336,27 @@ describe("shard heartbeat (PROTOCOL.md §1.4)", () => {
         expectRegularBeats(hello, beatsBefore, identifiedAt)
       }
     }).pipe(Random.withSeed(10), Effect.provide(layer({ maxConcurrency: 1 }))))
+
+  it.effect("item 4: a jitter draw of 0 puts the first beat 1 ms after Hello, not in Hello's instant, where it would cross the answer to RESUME (item 7 holds)", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      yield* startShard()
+      yield* advance(0)
+      for (let n = 0; n < 3; n++) yield* sim.dispatch("MESSAGE_CREATE", messageIn(n))
+      yield* advanceInSteps(2 * I)
+      yield* sim.drop(0)
+      yield* advanceInSteps(3 * I) // reconnect after the backoff, RESUME, RESUMED
+      const frames = yield* sim.frames
+      const connections = yield* sim.connections
+      expect(connections.length).toBe(2)
+      expect(clientOn(frames, connections[1]!.id, 6).length, "the second connection RESUMEd").toBe(1)
+      for (const connection of connections) {
+        expect(beatTimes(frames, connection.id)[0]! - helloAt(frames, connection.id), `δ on connection ${connection.id}`).toBe(1)
+      }
+      expectHeartbeatSequences(frames)
+    }).pipe(
+      // Every draw is 0: the first-beat jitter (and the reconnect backoff's).
+      Effect.provideService(Random.Random, { nextIntUnsafe: () => 0, nextDoubleUnsafe: () => 0 }),
+      Effect.provide(layer())
+    ))
 })
