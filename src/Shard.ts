@@ -7,12 +7,12 @@
  * Each connection lives in its own Scope, so a stale connection can never touch its successor.
  *
  * Per connection: connect (deadline) → Hello (deadline; op 7 before Hello reconnects) → heartbeat on the
- * timer, each beat on a fiber of its own (first beat after interval × U[0,1), then every interval; a beat
- * due while the previous one is unacknowledged closes 4000 and resumes — zombie, item 9; not while the
- * reader is held by dispatch backpressure, when the ACK may be waiting unread) and, beside it, IDENTIFY
- * through the limiter or RESUME at the resume URL → READY/RESUMED (deadline, extended while dispatches
- * flow) → commands flow. Only ops 1, 2 and 6 are sent before READY/RESUMED (item 15), all through the
- * connection's send limiter.
+ * timer, each beat on a fiber of its own (first beat after interval × U[0,1) but not before 1 ms, then every
+ * interval; a beat due while the previous one is unacknowledged closes 4000 and resumes — zombie, item 9;
+ * not while the reader is held by dispatch backpressure, when the ACK may be waiting unread) and, beside
+ * it, IDENTIFY through the limiter or RESUME at the resume URL → READY/RESUMED (deadline, extended while
+ * dispatches flow) → commands flow. Only ops 1, 2 and 6 are sent before READY/RESUMED (item 15), all
+ * through the connection's send limiter.
  * The shard's fiber reads the connection itself; a close decided elsewhere (a stop, a deadline, a zombie)
  * closes the connection, which ends the pending read at once, and gives up a wait on a full subscriber.
  *
