@@ -285,8 +285,7 @@ class ShardHandle implements Shard {
  */
 class ShardRuntime {
   readonly options: ShardOptions
-  readonly shardId: number
-  readonly shardCount: number
+  /** The SessionStore key, which is also where the shard's id and count are read (`shardId`, `shardCount`). */
   readonly key: { readonly shardId: number; readonly shardCount: number }
   readonly services: ShardServices
   readonly readyTimeoutMs: number
@@ -330,8 +329,6 @@ class ShardRuntime {
     stopSignal: Deferred.Deferred<void>
   ) {
     this.options = options
-    this.shardId = options.shardId
-    this.shardCount = options.shardCount
     this.key = { shardId: options.shardId, shardCount: options.shardCount }
     this.services = services
     this.readyTimeoutMs = Duration.toMillis(Duration.fromInputUnsafe(options.readyTimeout ?? "30 seconds"))
@@ -342,6 +339,14 @@ class ShardRuntime {
       this.lazyDataError = `malformed gateway frame (op 0 ${dispatch.name}): data is not valid JSON`
     }
     this.nextConnection = Effect.suspend(() => this.connectNext())
+  }
+
+  get shardId(): number {
+    return this.key.shardId
+  }
+
+  get shardCount(): number {
+    return this.key.shardCount
   }
 
   // Made when sent (and checked once by `make`): no copy of the token is kept in memory for the shard's life.

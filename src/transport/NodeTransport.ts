@@ -100,7 +100,8 @@ const connectWith = (
         Effect.as(Scope.addFinalizer(socketScope, Effect.sync(() => opened.close(1000))), opened))))
     // Built with an empty context: effect/socket keeps the context it was built in for the connection's life
     // and merges it into the reader's, which copies every service of both into a new map per connection
-    // (0.75 KiB per connection, measured over 1000) unless one of them is empty. The socket needs no service: the constructor is in hand.
+    // (0.75 KiB per connection, measured over 1000) unless one of them is empty. The socket needs no
+    // service: the constructor is in hand.
     const socket = yield* Effect.provideContext(Socket.fromWebSocket(open, { openTimeout }), Context.empty())
     const reader = yield* Scope.provide(socket.reader, scope).pipe(
       Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause))),
