@@ -279,6 +279,67 @@ class ShardHandle implements Shard {
 }
 
 /**
+ * The set-up of one connection (`ShardRuntime.connectOnce`): it ends by handing over the wait for the
+ * connection's end, so no suspended generator frame is kept for the connection's life. A function of the
+ * module, not one made per call: the wait keeps the generator's function alive, and each function made per
+ * call would keep its own `prototype` object (0.2 KiB per shard).
+ */
+function* openConnection(this: ShardRuntime) {
+  const options = this.options
+  const compression = options.compression ?? "none"
+  const resumeWith = this.session
+  const base = resumeWith !== null && !this.resumeUrlRefused ? resumeWith.resumeUrl : options.gatewayUrl
+  const url = gatewayUrl(base, { compression })
+  yield* this.setPhase("connecting")
+  const opened = yield* this.services.transport.connect(url).pipe(
+    Effect.timeoutOrElse({
+      duration: options.connectTimeout ?? "15 seconds",
+      orElse: () => Effect.fail("timeout" as const)
+    }),
+    Effect.result
+  )
+  if (opened._tag === "Failure") {
+    const detail = opened.failure === "timeout" ? `connect to ${url} timed out` : opened.failure.message
+    if (base !== options.gatewayUrl) this.resumeUrlRefused = true
+    yield* Effect.logWarning(detail)
+    yield* this.update({ lastError: detail })
+    // flattened: the generator hands over what to wait for
+    return Effect.succeed<Outcome>({ kind: "connect-failed", healthy: false })
+  }
+  this.resumeUrlRefused = false
+  yield* this.setPhase("hello")
+  yield* Metric.update(Metrics.connections, 1)
+  const connection = new Connection(
+    this,
+    opened.success,
+    yield* Effect.scope,
+    yield* Inflater.make(compression),
+    yield* Deferred.make<Outcome, FatalCloseError>(),
+    // Deadlines race the phase they guard: when it completes, their fibers end (no idle sleepers left).
+    yield* Deferred.make<void>(),
+    yield* Deferred.make<void>()
+  )
+  // Hello deadline.
+  yield* connection.fork(Deferred.await(connection.helloArrived).pipe(Effect.timeoutOrElse({
+    duration: options.helloTimeout ?? "20 seconds",
+    orElse: () =>
+      Effect.andThen(this.update({ lastError: "no Hello in time" }), connection.finish("timeout", ResumableCloseCode))
+  })))
+  // A stop request closes this connection with the code the stop asked for (`stop` calls it directly).
+  this.activeStop = connection.closeForStop
+  // When the connection's Scope closes, the connection no longer answers a stop or wakes a sender; and a
+  // defect (a bug in code run per dispatch, e.g. a cache) that ends the shard's fiber closes it with 4000,
+  // not the Scope's 1000, so the session stays resumable for the supervisor's restart (PROTOCOL.md §1.10).
+  // The finalizer goes to the Scope itself: it needs nothing from the fiber's context.
+  yield* Scope.addFinalizerExit(connection.scope, (exit) => connection.release(exit))
+  if (this.stopping !== null) yield* connection.closeForStop
+  // The read loop runs on the shard's own fiber: a connection keeps no other long-lived fiber (its
+  // heartbeat is an entry in the HeartbeatTimer). Its outcome, or a `finish` from elsewhere (which closes
+  // the connection, so that the transport ends the pending read at once), ends the connection.
+  return connection.readLoop()
+}
+
+/**
  * The shard-wide part of a running shard: its options, services and state, and the steps between its
  * connections. Its steps are methods (one object per shard, not a closure per step: a shard lives long and
  * there may be thousands); only the effects kept for the shard's life are built once, here.
@@ -412,66 +473,9 @@ class ShardRuntime {
   }
 
   // ---- one connection ----
-  /**
-   * Opens one connection and waits for its end. It is set up by a generator that ends by handing over the
-   * wait for the connection's end, so that no suspended generator frame is kept for the connection's life.
-   */
+  /** Opens one connection and waits for its end (set up by `openConnection`). */
   connectOnce(): Effect.Effect<Outcome, FatalCloseError> {
-    return Effect.scoped(Effect.flatten(Effect.gen({ self: this }, function*() {
-      const options = this.options
-      const compression = options.compression ?? "none"
-      const resumeWith = this.session
-      const base = resumeWith !== null && !this.resumeUrlRefused ? resumeWith.resumeUrl : options.gatewayUrl
-      const url = gatewayUrl(base, { compression })
-      yield* this.setPhase("connecting")
-      const opened = yield* this.services.transport.connect(url).pipe(
-        Effect.timeoutOrElse({
-          duration: options.connectTimeout ?? "15 seconds",
-          orElse: () => Effect.fail("timeout" as const)
-        }),
-        Effect.result
-      )
-      if (opened._tag === "Failure") {
-        const detail = opened.failure === "timeout" ? `connect to ${url} timed out` : opened.failure.message
-        if (base !== options.gatewayUrl) this.resumeUrlRefused = true
-        yield* Effect.logWarning(detail)
-        yield* this.update({ lastError: detail })
-        // @effect-diagnostics-next-line returnEffectInGen:off -- flattened: the generator hands over what to wait for
-        return Effect.succeed<Outcome>({ kind: "connect-failed", healthy: false })
-      }
-      this.resumeUrlRefused = false
-      yield* this.setPhase("hello")
-      yield* Metric.update(Metrics.connections, 1)
-      const connection = new Connection(
-        this,
-        opened.success,
-        yield* Effect.scope,
-        yield* Inflater.make(compression),
-        yield* Deferred.make<Outcome, FatalCloseError>(),
-        // Deadlines race the phase they guard: when it completes, their fibers end (no idle sleepers left).
-        yield* Deferred.make<void>(),
-        yield* Deferred.make<void>()
-      )
-      // Hello deadline.
-      yield* connection.fork(Deferred.await(connection.helloArrived).pipe(Effect.timeoutOrElse({
-        duration: options.helloTimeout ?? "20 seconds",
-        orElse: () =>
-          Effect.andThen(this.update({ lastError: "no Hello in time" }), connection.finish("timeout", ResumableCloseCode))
-      })))
-      // A stop request closes this connection with the code the stop asked for (`stop` calls it directly).
-      this.activeStop = connection.closeForStop
-      // When the connection's Scope closes, the connection no longer answers a stop or wakes a sender; and a
-      // defect (a bug in code run per dispatch, e.g. a cache) that ends the shard's fiber closes it with 4000,
-      // not the Scope's 1000, so the session stays resumable for the supervisor's restart (PROTOCOL.md §1.10).
-      // The finalizer goes to the Scope itself: it needs nothing from the fiber's context.
-      yield* Scope.addFinalizerExit(connection.scope, (exit) => connection.release(exit))
-      if (this.stopping !== null) yield* connection.closeForStop
-      // The read loop runs on the shard's own fiber: a connection keeps no other long-lived fiber (its
-      // heartbeat is an entry in the HeartbeatTimer). Its outcome, or a `finish` from elsewhere (which closes
-      // the connection, so that the transport ends the pending read at once), ends the connection.
-      // @effect-diagnostics-next-line returnEffectInGen:off -- flattened: the generator hands over what to wait for
-      return connection.readLoop()
-    })))
+    return Effect.scoped(Effect.flatten(Effect.gen({ self: this }, openConnection)))
   }
 
   // ---- the shard's life ----
