@@ -79,6 +79,81 @@ const DEFAULT_OPEN_TIMEOUT: Duration.Input = "10 seconds"
 
 type MakeWebSocket = (url: string, options?: Socket.WebSocketConstructorOptions | undefined) => Socket.WebSocketLike
 
+/**
+ * One open connection. Its state is fields of one object and its steps are methods: a connection lives as
+ * long as its shard's session, so it keeps no closures over the set-up's locals. `receive`, `send` and
+ * `close` are own properties (`GatewayConnection` is a record: wrappers may spread it).
+ */
+class NodeConnection implements GatewayConnection {
+  private readonly ws: CoalescingWebSocket
+  private readonly write: (chunk: string | Socket.CloseEvent) => Effect.Effect<void, Socket.SocketError>
+  private closeCalled = false
+  private closedByClient = false
+  private clientCode = 1000
+  private clientReason = ""
+  readonly receive: Effect.Effect<NonEmptyReadonlyArray<Frame>, ConnectionClosed>
+
+  constructor(
+    ws: CoalescingWebSocket,
+    pull: Effect.Effect<NonEmptyReadonlyArray<string | Uint8Array>, Socket.SocketError>,
+    write: (chunk: string | Socket.CloseEvent) => Effect.Effect<void, Socket.SocketError>
+  ) {
+    this.ws = ws
+    this.write = write
+    this.receive = Effect.mapBoth(pull, { onSuccess: unbatch, onFailure: (error) => this.fromSocketError(error) })
+  }
+
+  // `ws` silently drops a frame sent after the close started (or once the Scope closed the socket); fail instead.
+  readonly send = (frame: string): Effect.Effect<void, ConnectionClosed> =>
+    Effect.suspend(() =>
+      this.ws.readyState !== OPEN
+        ? Effect.fail(this.currentClosed())
+        : Effect.mapError(this.write(frame), (error) => this.fromSocketError(error))
+    )
+
+  readonly close = (code: number, reason?: string): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      // Only a close we start is ours; if the server's close already arrived (or the Scope closed the socket),
+      // nothing is left to send.
+      if (this.closeCalled || this.ws.readyState !== OPEN) return Effect.void
+      this.closeCalled = true
+      this.closedByClient = true
+      this.clientCode = code
+      this.clientReason = reason === undefined ? "" : truncateReason(reason)
+      // An invalid code (1005, 1006, <1000, ≥5000…) makes ws throw: nothing was sent, so forget this
+      // call; the socket stays open until a valid close or the Scope (1000).
+      return Effect.catch(this.write(new Socket.CloseEvent(this.clientCode, this.clientReason)), () =>
+        Effect.sync(() => {
+          this.closeCalled = false
+          this.closedByClient = false
+        }))
+    })
+
+  private closed(code: number, reason: string): ConnectionClosed {
+    return new ConnectionClosed({
+      code,
+      reason,
+      by: this.closedByClient ? "client" : code === 1006 ? "transport" : "server"
+    })
+  }
+
+  /** The close as `ws` reported it, known before any frame flushed with it reaches the reader. */
+  private currentClosed(): ConnectionClosed {
+    const closed = this.ws.closed
+    return closed !== undefined
+      ? this.closed(closed.code, closed.reason)
+      : this.closedByClient
+      ? this.closed(this.clientCode, this.clientReason)
+      : this.closed(1006, "")
+  }
+
+  private fromSocketError(error: Socket.SocketError): ConnectionClosed {
+    const reason = error.reason
+    if (reason._tag === "SocketCloseError") return this.closed(reason.code, reason.closeReason ?? "")
+    return new ConnectionClosed({ code: 1006, reason: "", by: this.closedByClient ? "client" : "transport" })
+  }
+}
+
 const connectWith = (
   makeWebSocket: MakeWebSocket,
   url: string,
@@ -90,14 +165,12 @@ const connectWith = (
     let ws: CoalescingWebSocket | undefined
     // The socket is closed with its Scope. Its finalizer is added to the Scope directly (`acquireRelease` would
     // keep the reading fiber's context for the connection's life; closing needs nothing from it).
-    const create = Effect.sync(() => {
+    const open = Effect.uninterruptible(Effect.suspend(() => {
       const made = makeWebSocket(url)
-      if (!isNodeWebSocket(made)) throw new TypeError("NodeTransport needs the `ws` package's WebSocket (NodeWS)")
-      return ws = new CoalescingWebSocket(made)
-    })
-    const open = Effect.uninterruptible(Effect.flatMap(Effect.scope, (socketScope) =>
-      Effect.flatMap(create, (opened) =>
-        Effect.as(Scope.addFinalizer(socketScope, Effect.sync(() => opened.close(1000))), opened))))
+      if (!isNodeWebSocket(made)) return Effect.die(new TypeError("NodeTransport needs the `ws` package's WebSocket (NodeWS)"))
+      const opened = ws = new CoalescingWebSocket(made)
+      return Effect.as(Scope.addFinalizer(scope, Effect.sync(() => opened.close(1000))), opened)
+    }))
     // Built with an empty context: effect/socket keeps the context it was built in for the connection's life
     // and merges it into the reader's, which copies every service of both into a new map per connection
     // (0.75 KiB per connection, measured over 1000) unless one of them is empty. The socket needs no
@@ -108,65 +181,7 @@ const connectWith = (
       Effect.mapError((error) => connectFailed(url, error, openTimeout))
     )
     const { write } = yield* Scope.provide(socket.writer, scope)
-    const socketWs = ws!
-
-    let released = false
-    let closedByClient = false
-    let clientCode = 1000
-    let clientReason = ""
-    yield* Scope.addFinalizer(scope, Effect.sync(() => {
-      released = true
-    }))
-
-    const closed = (code: number, reason: string): ConnectionClosed =>
-      new ConnectionClosed({
-        code,
-        reason,
-        by: closedByClient ? "client" : code === 1006 ? "transport" : "server"
-      })
-    // The close as `ws` reported it, known before any frame flushed with it reaches the reader.
-    const currentClosed = (): ConnectionClosed =>
-      socketWs.closed !== undefined
-        ? closed(socketWs.closed.code, socketWs.closed.reason)
-        : closedByClient
-        ? closed(clientCode, clientReason)
-        : closed(1006, "")
-    const fromSocketError = (error: Socket.SocketError): ConnectionClosed => {
-      const reason = error.reason
-      if (reason._tag === "SocketCloseError") return closed(reason.code, reason.closeReason ?? "")
-      return new ConnectionClosed({ code: 1006, reason: "", by: closedByClient ? "client" : "transport" })
-    }
-
-    const receive = Effect.mapBoth(reader.pull, { onSuccess: unbatch, onFailure: fromSocketError })
-
-    // `ws` silently drops a frame sent after the close started; fail instead.
-    const send = (frame: string): Effect.Effect<void, ConnectionClosed> =>
-      Effect.suspend(() =>
-        released || socketWs.readyState !== OPEN
-          ? Effect.fail(currentClosed())
-          : Effect.mapError(write(frame), fromSocketError)
-      )
-
-    let closeCalled = false
-    const close = (code: number, reason?: string): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        if (closeCalled || released) return Effect.void
-        closeCalled = true
-        // Only a close we start is ours; if the server's close already arrived, nothing is left to send.
-        if (socketWs.readyState !== OPEN) return Effect.void
-        closedByClient = true
-        clientCode = code
-        clientReason = reason === undefined ? "" : truncateReason(reason)
-        // An invalid code (1005, 1006, <1000, ≥5000…) makes ws throw: nothing was sent, so forget this
-        // call; the socket stays open until a valid close or the Scope (1000).
-        return Effect.catch(write(new Socket.CloseEvent(clientCode, clientReason)), () =>
-          Effect.sync(() => {
-            closeCalled = false
-            closedByClient = false
-          }))
-      })
-
-    return { receive, send, close }
+    return new NodeConnection(ws!, reader.pull, write)
   })
 
 /** The real transport with options: `openTimeout` bounds the WebSocket opening handshake (default 10 s). */

@@ -88,6 +88,19 @@ describe("NodeTransport", () => {
       expect(yield* Queue.take(serverSide.messages)).toEqual({ text: identify, isBinary: false })
     }).pipe(Effect.provide(NodeTransport.layer)))
 
+  it.live("a connection is a record: a wrapper that spreads it still receives, sends and closes", () =>
+    Effect.gen(function*() {
+      const server = yield* testServer
+      const { connection, serverSide } = yield* open(server)
+      const { close, receive, send } = { ...connection }
+      yield* serverSend(serverSide.socket, JSON.stringify({ op: 11 }))
+      expect(decoded(yield* receive)).toEqual([JSON.stringify({ op: 11 })])
+      yield* send(JSON.stringify({ op: 1, d: null }))
+      expect(yield* Queue.take(serverSide.messages)).toEqual({ text: "{\"op\":1,\"d\":null}", isBinary: false })
+      yield* close(4000, "resume")
+      expect(yield* Deferred.await(serverSide.closed)).toEqual({ code: 4000, reason: "resume" })
+      expect(yield* Effect.flip(receive)).toMatchObject({ code: 4000, by: "client" })
+    }).pipe(Effect.provide(NodeTransport.layer)))
   it.live("a READY-sized (multi-megabyte) frame arrives whole (§5.1)", () =>
     Effect.gen(function*() {
       const server = yield* testServer
