@@ -4,9 +4,12 @@
  * Counters carry a `shard` attribute (`updateForShard`, never per event): which shard reconnects or
  * identifies is what an operator looks for. Connections are counted per process: a shard's are one more than
  * its reconnects, and a series per shard that every healthy shard has would cost about 0.65 KiB each for the
- * life of the process to say so. The two histograms (identify wait, heartbeat latency) are one per process
- * too: a histogram per shard is a series per bucket per shard (15 000 series at 1000 shards, each kept in
- * memory for as long as the process runs), and a shard's own latency is in `Gateway.status` (`latencyMs`).
+ * life of the process to say so. Dispatches are counted twice, by shard and by event name, never by both:
+ * a series per shard and event would be one per kind of event each shard has seen (tens of thousands at 1000
+ * shards, more memory than the shards themselves). The two histograms (identify wait, heartbeat latency) are
+ * one per process too: a histogram per shard is a series per bucket per shard (15 000 series at 1000 shards,
+ * each kept in memory for as long as the process runs), and a shard's own latency is in `Gateway.status`
+ * (`latencyMs`).
  */
 import { Metric } from "effect"
 
@@ -22,7 +25,10 @@ export const decodeErrors = Metric.counter("discord_gateway_decode_errors_total"
   description: "malformed server frames"
 })
 export const dispatches = Metric.counter("discord_gateway_dispatches_total", {
-  description: "dispatches received, by shard and event (flushed every 10 s)"
+  description: "dispatches received, by shard (flushed every 10 s)"
+})
+export const dispatchesByEvent = Metric.counter("discord_gateway_dispatch_events_total", {
+  description: "dispatches received by all shards, by event name (flushed every 10 s)"
 })
 export const reshards = Metric.counter("discord_gateway_reshards_total", { description: "reshards started" })
 export const staleShards = Metric.counter("discord_gateway_stale_shards_total", {

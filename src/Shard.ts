@@ -278,6 +278,8 @@ class ShardHandle implements Shard {
   }
 }
 
+const NoEventCounts: ReadonlyMap<string, number> = new Map()
+
 /**
  * The set-up of one connection (`ShardRuntime.connectOnce`): it ends by handing over the wait for the
  * connection's end, so no suspended generator frame is kept for the connection's life. A function of the
@@ -366,7 +368,8 @@ class ShardRuntime {
   /** The latest state. `changes` subscribers read it through a SubscriptionRef made on the first subscription. */
   state: ShardState
   stateRef: SubscriptionRef.SubscriptionRef<ShardState> | undefined = undefined
-  eventCounts = new Map<string, number>()
+  /** Dispatches per event name since the last `takeEventCounts`; none while no dispatch arrived. */
+  eventCounts: Map<string, number> | undefined = undefined
   /** A dispatch whose data, parsed lazily by a reader, was not JSON: reported at the next frame. */
   lazyDataError: string | undefined = undefined
   readonly onLazyDataError: Dispatch.LazyDataError
@@ -592,8 +595,8 @@ class ShardRuntime {
 
   takeEventCounts(): ReadonlyMap<string, number> {
     const counts = this.eventCounts
-    this.eventCounts = new Map()
-    return counts
+    this.eventCounts = undefined
+    return counts ?? NoEventCounts
   }
 }
 
@@ -883,7 +886,8 @@ class Connection {
   onDispatch(frame: Extract<ServerFrame, { op: 0 }>): Effect.Effect<void> {
     const shard = this.shard
     const { s, t } = frame
-    shard.eventCounts.set(t, (shard.eventCounts.get(t) ?? 0) + 1)
+    const counts = shard.eventCounts ??= new Map()
+    counts.set(t, (counts.get(t) ?? 0) + 1)
     if (t === "READY") return this.onReady(frame)
     const session = shard.session
     if (session !== null) {

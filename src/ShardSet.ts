@@ -245,14 +245,23 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
       yield* Scope.close(scope, Exit.void)
     })
 
+  // One series per shard and one per event name, never one per both (Metrics' module doc).
   const flushMetrics = Effect.gen(function*() {
+    const byEvent = new Map<string, number>()
     for (const [shardId, entry] of running) {
+      let total = 0
       for (const [event, count] of entry.shard.takeEventCounts()) {
-        yield* Metric.update(
-          Metric.withAttributes(Metrics.dispatches, { shard: String(shardId), shardCount: String(layout.count), event }),
-          count
-        )
+        total += count
+        byEvent.set(event, (byEvent.get(event) ?? 0) + count)
       }
+      if (total === 0) continue
+      yield* Metric.update(
+        Metric.withAttributes(Metrics.dispatches, { shard: String(shardId), shardCount: String(layout.count) }),
+        total
+      )
+    }
+    for (const [event, count] of byEvent) {
+      yield* Metric.update(Metric.withAttributes(Metrics.dispatchesByEvent, { event }), count)
     }
   })
 

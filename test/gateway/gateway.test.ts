@@ -204,7 +204,7 @@ describe("Gateway: metrics and the reshard budget", () => {
       yield* advance(6000)
       for (let i = 0; i < 3; i++) yield* sim.dispatch("MESSAGE_CREATE", { guild_id: guildIds(32)[0], content: `${i}` })
       const counted = Effect.map(Metric.snapshot, (all) =>
-        all.filter((m) => m.id === "discord_gateway_dispatches_total" && m.attributes?.event === "MESSAGE_CREATE")
+        all.filter((m) => m.id === "discord_gateway_dispatch_events_total" && m.attributes?.event === "MESSAGE_CREATE")
           .map((m) => (m.state as { readonly count: number }).count))
       yield* advance(3000) // 9 s: the flush at 10 s has not run yet
       expect(yield* counted).toEqual([])
@@ -212,6 +212,36 @@ describe("Gateway: metrics and the reshard budget", () => {
       expect(yield* counted).toEqual([3])
     }).pipe(
       Effect.provide(environment({ recommendedShards: 1 })),
+      Effect.provideService(Metric.MetricRegistry, new Map())
+    ))
+
+  it.effect("dispatches are counted by shard and by event name, never by both: one series per shard whatever it sees", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const gateway = yield* makeGateway()
+      yield* advance(6000)
+      const [onShard0, onShard1] = guildIds(32)
+      for (let i = 0; i < 2; i++) yield* sim.dispatch("MESSAGE_CREATE", { guild_id: onShard0, content: `${i}` })
+      yield* sim.dispatch("TYPING_START", { guild_id: onShard1 })
+      yield* sim.dispatch("MESSAGE_REACTION_ADD", { guild_id: onShard1 })
+      yield* advance(100)
+      yield* gateway.shutdown()
+      const all = yield* Metric.snapshot
+      const count = (m: (typeof all)[number]) => (m.state as { readonly count: number }).count
+      const byShard = all.filter((m) => m.id === "discord_gateway_dispatches_total")
+      const byEvent = all.filter((m) => m.id === "discord_gateway_dispatch_events_total")
+      expect(byShard.map((m) => m.attributes).sort((a, b) => String(a?.shard).localeCompare(String(b?.shard))))
+        .toEqual([{ shard: "0", shardCount: "2" }, { shard: "1", shardCount: "2" }])
+      const eventCount = (name: string) => byEvent.filter((m) => m.attributes?.event === name).map(count)
+      expect(eventCount("MESSAGE_CREATE")).toEqual([2])
+      expect(eventCount("TYPING_START")).toEqual([1])
+      expect(eventCount("MESSAGE_REACTION_ADD")).toEqual([1])
+      expect(eventCount("READY")).toEqual([2])
+      expect(byEvent.every((m) => Object.keys(m.attributes ?? {}).join() === "event")).toBe(true)
+      // every dispatch is in both: the shards' totals and the events' totals agree
+      expect(byShard.map(count).reduce((a, b) => a + b)).toBe(byEvent.map(count).reduce((a, b) => a + b))
+    }).pipe(
+      Effect.provide(environment({ recommendedShards: 2 })),
       Effect.provideService(Metric.MetricRegistry, new Map())
     ))
 

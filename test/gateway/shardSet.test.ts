@@ -226,7 +226,7 @@ describe("ShardSet: status and supervision", () => {
       yield* advance(100)
       yield* gateway.shutdown()
       const counts = (yield* Metric.snapshot)
-        .filter((m) => m.id === "discord_gateway_dispatches_total" && m.attributes?.event === "MESSAGE_CREATE")
+        .filter((m) => m.id === "discord_gateway_dispatch_events_total" && m.attributes?.event === "MESSAGE_CREATE")
         .map((m) => (m.state as { readonly count: number }).count)
       expect(counts).toEqual([3])
     }).pipe(
