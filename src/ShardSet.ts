@@ -44,6 +44,8 @@ import type { GatewayTransport } from "./transport/GatewayTransport.ts"
 export interface RunningShard {
   readonly shard: Shard.Shard
   readonly readiness: ShardReadiness.ShardReadiness
+  /** The Scope it runs in (`closeShardScope` takes it out of `running`). */
+  readonly scope: Scope.Closeable
   stale: boolean
 }
 
@@ -187,14 +189,7 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
         Effect.provideService(DispatchSink, sink),
         Effect.orDie // options were validated before any shard started
       )
-      const entry: RunningShard = { shard, readiness, stale: false }
-      running.set(shardId, entry)
-      // Added to the shard's Scope itself (not with `Effect.addFinalizer`, which keeps this fiber's context
-      // for as long as the shard runs): it needs nothing from it.
-      yield* Scope.addFinalizer(scope, Effect.suspend(() => {
-        if (running.get(shardId) === entry) running.delete(shardId)
-        return stopping ? Effect.void : onChange
-      }))
+      running.set(shardId, { shard, readiness, scope, stale: false })
     }).pipe(
       Scope.provide(scope),
       // A failed start is handled like a shard that ended with it.
@@ -213,8 +208,7 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
     if (Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)) return Effect.void
     return Effect.asVoid(Effect.forkIn(
       Effect.gen(function*() {
-        if (scopes.get(shardId) === scope) scopes.delete(shardId)
-        yield* Scope.close(scope, Exit.void)
+        yield* closeShardScope(shardId, scope)
         if (Exit.isSuccess(exit)) return
         const failure = Cause.findErrorOption(exit.cause)
         if (Option.isSome(failure)) return yield* onFatal(failure.value)
@@ -234,15 +228,27 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
       return runShard(shardId, scope)
     })
 
+  /**
+   * Closes a shard's Scope. The shard leaves `scopes` and `running` first (unless a later start already
+   * replaced it there), and the status hears of it (unless the set is stopping). This is done here, not by a
+   * finalizer of the shard's Scope: a second finalizer would give every shard's Scope a map of them.
+   */
+  const closeShardScope = (shardId: number, scope: Scope.Closeable): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (scopes.get(shardId) === scope) scopes.delete(shardId)
+      const close = Scope.close(scope, Exit.void)
+      if (running.get(shardId)?.scope !== scope) return close
+      running.delete(shardId)
+      return stopping ? close : Effect.andThen(onChange, close)
+    })
+
   /** Stops a shard (waiting until it has ended) and closes its Scope. */
   const stopShard = (shardId: number, resumable: boolean) =>
     Effect.gen(function*() {
       const entry = running.get(shardId)
       if (entry !== undefined) yield* entry.shard.stop({ resumable })
       const scope = scopes.get(shardId)
-      if (scope === undefined) return
-      scopes.delete(shardId)
-      yield* Scope.close(scope, Exit.void)
+      if (scope !== undefined) yield* closeShardScope(shardId, scope)
     })
 
   // One series per shard and one per event name, never one per both (Metrics' module doc).
