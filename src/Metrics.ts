@@ -1,10 +1,12 @@
 /**
  * The runtime's Effect Metrics; export them with any effect/observability exporter (Prometheus, OTLP).
  *
- * Counters carry a `shard` attribute (`updateForShard`, never per event): which shard reconnects or
- * identifies is what an operator looks for. Connections are counted per process: a shard's are one more than
- * its reconnects, and a series per shard that every healthy shard has would cost about 0.65 KiB each for the
- * life of the process to say so. Dispatches are counted twice, by shard and by event name, never by both:
+ * Counters carry a `shard` attribute (`updateForShard`, never per event) where the shard is what an operator
+ * looks for: reconnects, resumes, decode errors. A series per shard that every healthy shard has costs
+ * about 0.65 KiB for the life of the process, so what every shard does once is counted per process:
+ * connections (a shard's are one more than its reconnects) and identifies (the session-start budget is the
+ * bot's; a shard that identifies again had a reconnect it did not resume, and its own counts are in
+ * `Gateway.status`). Dispatches are counted twice, by shard and by event name, never by both:
  * a series per shard and event would be one per kind of event each shard has seen (tens of thousands at 1000
  * shards, more memory than the shards themselves). The two histograms (identify wait, heartbeat latency) are
  * one per process too: a histogram per shard is a series per bucket per shard (15 000 series at 1000 shards,
@@ -19,7 +21,9 @@ export const connections = Metric.counter("discord_gateway_connections_total", {
 export const reconnects = Metric.counter("discord_gateway_reconnects_total", {
   description: "connections opened after a shard's first one"
 })
-export const identifies = Metric.counter("discord_gateway_identifies_total", { description: "IDENTIFYs sent" })
+export const identifies = Metric.counter("discord_gateway_identifies_total", {
+  description: "IDENTIFYs sent (all shards; a shard's own count is in its status)"
+})
 export const resumes = Metric.counter("discord_gateway_resumes_total", { description: "RESUMEs sent" })
 export const decodeErrors = Metric.counter("discord_gateway_decode_errors_total", {
   description: "malformed server frames"

@@ -791,7 +791,7 @@ class Connection {
         yield* Metric.update(Metrics.identifyWaitMs, clock.currentTimeMillisUnsafe() - waitStart)
         yield* this.sendPriority(shard.identifyFrame())
         yield* shard.counted("identifies")
-        yield* Metrics.updateForShard(Metrics.identifies, shardId, 1)
+        yield* Metric.update(Metrics.identifies, 1)
       }
       this.progressAt = clock.currentTimeMillisUnsafe()
       yield* Effect.raceFirst(Deferred.await(this.readyArrived), this.readyDeadline())
