@@ -293,7 +293,9 @@ function* openConnection(this: ShardRuntime) {
   const base = resumeWith !== null && !this.resumeUrlRefused ? resumeWith.resumeUrl : options.gatewayUrl
   const url = gatewayUrl(base, { compression })
   yield* this.setPhase("connecting")
+  const scope = this.connectionScope!
   const opened = yield* this.services.transport.connect(url).pipe(
+    Scope.provide(scope),
     Effect.timeoutOrElse({
       duration: options.connectTimeout ?? "15 seconds",
       orElse: () => Effect.fail("timeout" as const)
@@ -314,8 +316,8 @@ function* openConnection(this: ShardRuntime) {
   const connection = new Connection(
     this,
     opened.success,
-    yield* Effect.scope,
-    yield* Inflater.make(compression),
+    scope,
+    yield* Scope.provide(Inflater.make(compression), scope),
     yield* Deferred.make<Outcome, FatalCloseError>(),
     // Deadlines race the phase they guard: when it completes, their fibers end (no idle sleepers left).
     yield* Deferred.make<void>(),
@@ -363,6 +365,8 @@ class ShardRuntime {
   pending: PendingCommand | undefined = undefined
   /** Closes the live connection for a stop request (with the code the stop asked for). */
   activeStop: Effect.Effect<void> | undefined = undefined
+  /** The Scope of the connection being opened or read, until `closeConnection`. */
+  connectionScope: Scope.Closeable | undefined = undefined
   /** Starts the ready connection's command sender if it is not running. */
   wakePump: Effect.Effect<void> | undefined = undefined
   /** The latest state. `changes` subscribers read it through a SubscriptionRef made on the first subscription. */
@@ -476,9 +480,26 @@ class ShardRuntime {
   }
 
   // ---- one connection ----
-  /** Opens one connection and waits for its end (set up by `openConnection`). */
+  /**
+   * Opens one connection in a new Scope and waits for its end (set up by `openConnection`). The Scope is
+   * closed by `closeConnection`: after the outcome (`connectNext`), or first thing when the shard's life ends
+   * (`lifeEnded`: a fatal close, a defect, an interruption). Not `Effect.scoped`, whose frame, closures and
+   * context with the Scope in it (0.5 KiB, flattened after enough lookups) the shard's fiber would keep for
+   * the connection's life; only the steps that need the Scope get it.
+   */
   connectOnce(): Effect.Effect<Outcome, FatalCloseError> {
-    return Effect.scoped(Effect.flatten(Effect.gen({ self: this }, openConnection)))
+    return Effect.suspend(() => {
+      this.connectionScope = Scope.makeUnsafe()
+      return Effect.flatten(Effect.gen({ self: this }, openConnection))
+    })
+  }
+
+  /** Closes the connection's Scope, if one is open, with how it ended. */
+  closeConnection(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    const scope = this.connectionScope
+    if (scope === undefined) return Effect.void
+    this.connectionScope = undefined
+    return Scope.close(scope, exit)
   }
 
   // ---- the shard's life ----
@@ -492,7 +513,10 @@ class ShardRuntime {
       Effect.andThen(Metrics.updateForShard(Metrics.reconnects, this.shardId, 1)),
       Effect.andThen(this.connectOnce())
     )
-    return Effect.flatMap(connect, (outcome) => this.afterConnection(outcome))
+    return Effect.flatMap(
+      connect,
+      (outcome) => Effect.andThen(this.closeConnection(Exit.succeed(outcome)), this.afterConnection(outcome))
+    )
   }
 
   afterConnection(outcome: Outcome): Effect.Effect<void, FatalCloseError> {
@@ -516,6 +540,7 @@ class ShardRuntime {
   /**
    * The end of the shard's life, one step on its fiber (one frame kept below the connections for the
    * shard's whole life, where a chain of taps, `ensuring` and `onExit` kept six):
+   * - the open connection's Scope is closed (`closeConnection`);
    * - a fatal close: the phase says so and the error is logged;
    * - always: pending and queued commands fail, since the shard will not send them;
    * - a defect: the session is saved with the sequence of the dispatch being handled (it is counted before it
@@ -529,6 +554,9 @@ class ShardRuntime {
    */
   lifeEnded(exit: Exit.Exit<void, FatalCloseError>): Effect.Effect<void> {
     return Effect.gen({ self: this }, function*() {
+      // First the open connection's Scope, with the shard's exit (after a defect, `Connection.release` closes
+      // the socket with 4000 rather than the Scope's 1000).
+      yield* this.closeConnection(exit)
       const fatal = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : Option.none()
       if (Option.isSome(fatal)) {
         const { message } = fatal.value

@@ -382,6 +382,21 @@ describe("commands", () => {
     })))
   })
 
+  it.effect("closing a shard's Scope without a stop (its fiber interrupted) closes its connection with 1000; no beat follows", () =>
+    Effect.gen(function*() {
+      const sim = yield* GatewaySimulator
+      const scope = yield* Scope.make()
+      yield* Scope.provide(startShard(), scope)
+      yield* advance(100)
+      expect((yield* sim.connections).map((c) => c.closeCode)).toEqual([null])
+      yield* Scope.close(scope, Exit.void)
+      yield* advance(100)
+      expect((yield* sim.connections).map((c) => [c.closeCode, c.closedBy])).toEqual([[1000, "client"]])
+      const beats = (yield* sim.clientFrames({ op: 1 })).length
+      yield* advance(3 * I)
+      expect((yield* sim.clientFrames({ op: 1 })).length).toBe(beats)
+    }).pipe(Effect.provide(layer())))
+
   it.effect("send after stop fails with ShardStopped and sends nothing", () =>
     Effect.gen(function*() {
       const sim = yield* GatewaySimulator
