@@ -116,11 +116,15 @@ export class CoalescingWebSocket implements Socket.WebSocketLike {
 
   addEventListener(type: EventName, listener: Listener, options?: { readonly once?: boolean }): void {
     if (this.listeners.some((entry) => entry.type === type && entry.listener === listener)) return
-    this.listeners.push({ type, listener, once: options?.once === true })
+    // A new array of exactly the listeners (`push` would grow the array to 17 slots for a connection's life).
+    this.listeners = this.listeners.concat({ type, listener, once: options?.once === true })
   }
 
   removeEventListener(type: EventName, listener: Listener): void {
-    this.listeners = this.listeners.filter((entry) => entry.type !== type || entry.listener !== listener)
+    const index = this.listeners.findIndex((entry) => entry.type === type && entry.listener === listener)
+    if (index === -1) return
+    // A new array (a `dispatch` in progress keeps iterating the old one), of exactly the listeners left.
+    this.listeners = this.listeners.slice(0, index).concat(this.listeners.slice(index + 1))
   }
 
   /**
