@@ -141,7 +141,12 @@ class Lane {
   constructor(limiter: Limiter, priority: SendPriority) {
     this.limiter = limiter
     this.priority = priority
-    this.acquire = Effect.uninterruptibleMask((restore) => this.enter(restore))
+    // Room now and nobody queued (the common case) needs no mask: taking a slot is synchronous.
+    this.acquire = Effect.suspend(() =>
+      !this.active && this.limiter.tryTake(this.priority) === 0
+        ? Effect.void
+        : Effect.uninterruptibleMask((restore) => this.enter(restore))
+    )
   }
 
   private passTurn(): void {
@@ -161,9 +166,10 @@ class Lane {
     return { attempt, afterTurn: Effect.andThen(Effect.yieldNow, attempt), passTurn: Effect.sync(() => this.passTurn()) }
   }
 
+  /** A caller that has to wait (no room now, or others are queued). */
   private enter(restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>): Effect.Effect<void> {
     if (!this.active) {
-      if (this.limiter.tryTake(this.priority) === 0) return Effect.void // fast path: nobody queued, room now
+      // No room now (the fast path found none, and no time has passed since): sleep at the head of the lane.
       this.active = true
       const waiting = this.waiting ??= this.makeWaiting()
       return Effect.ensuring(restore(waiting.attempt), waiting.passTurn)
