@@ -147,7 +147,7 @@ export interface Shard {
   /** Waits for the shard to end: succeeds after `stop`, fails with the fatal close error otherwise. */
   readonly join: Effect.Effect<void, FatalCloseError>
   /** Dispatches received per event name since the last call (for metrics; every event counts). */
-  readonly takeEventCounts: () => ReadonlyMap<string, number>
+  takeEventCounts(): ReadonlyMap<string, number>
 }
 
 /** The default reconnect schedule: 1 s, 2 s, 4 s … capped at 60 s, each delay × U[1, 1.25) (never below 1 s). */
@@ -242,8 +242,8 @@ interface ShardServices {
 
 /**
  * A running shard's handle. `state`, `changes` and `join` are made when read: a shard lives long, and most
- * handles are never asked (a class keeps its getters on the prototype, not in every handle). `send`, `stop`
- * and `takeEventCounts` are bound, so that they can be passed around as functions.
+ * handles are never asked (a class keeps its getters on the prototype, not in every handle). `send` and
+ * `stop` are bound, so that they can be passed around as functions.
  */
 class ShardHandle implements Shard {
   readonly id: number
@@ -263,7 +263,9 @@ class ShardHandle implements Shard {
   readonly stop = (options?: { readonly resumable?: boolean }): Effect.Effect<void> =>
     Effect.andThen(this.runtime.requestStop(options), Effect.ignore(Fiber.join(this.fiber)))
 
-  readonly takeEventCounts = (): ReadonlyMap<string, number> => this.runtime.takeEventCounts()
+  takeEventCounts(): ReadonlyMap<string, number> {
+    return this.runtime.takeEventCounts()
+  }
 
   get state(): Effect.Effect<ShardState> {
     return Effect.sync(() => this.runtime.withLive(this.runtime.state))
@@ -662,7 +664,6 @@ class Connection {
   /** When the batch being handled was received. */
   receivedAt = 0
 
-  readonly awaitEnded: Effect.Effect<Outcome, FatalCloseError>
   readonly readNext: Effect.Effect<Outcome, FatalCloseError | ConnectionClosed>
   /**
    * After a batch that handed dispatches over, the reader lets the fibers that take them (the application's
@@ -678,6 +679,11 @@ class Connection {
   readonly closeForStop: Effect.Effect<void>
   /** Starts the command sender if it is not running (the shard's `wakePump` while this connection is ready). */
   readonly startPump: Effect.Effect<void>
+
+  /** Waits for the connection's end. Made when needed (at its end, or when a publish waits): not kept. */
+  get awaitEnded(): Effect.Effect<Outcome, FatalCloseError> {
+    return Deferred.await(this.ended)
+  }
 
   constructor(
     shard: ShardRuntime,
@@ -695,7 +701,6 @@ class Connection {
     this.ended = ended
     this.helloArrived = helloArrived
     this.readyArrived = readyArrived
-    this.awaitEnded = Deferred.await(ended)
     this.readNext = Effect.flatMap(conn.receive, (batch) => this.onBatch(batch))
     this.yieldThenRead = Effect.andThen(Effect.yieldNow, this.readNext)
     this.closeForStop = Effect.suspend(() =>
