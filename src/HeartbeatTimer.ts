@@ -185,12 +185,17 @@ const make: Effect.Effect<HeartbeatTimerService, never, Scope.Scope> = Effect.ge
     return Effect.andThen(Effect.forEach(due, (entry) => run(entry, now, wallNow), { discard: true }), reschedule)
   })
 
-  /** The entry leaves the heap when its Scope closes (a closure that keeps only the entry). */
+  /**
+   * The entry leaves the heap when its Scope closes: one closure that keeps only the entry, doing its work
+   * when the closing Scope calls it (which runs the returned effect at once), rather than an effect and a
+   * closure to return it.
+   */
   const removeOnClose = (entry: Entry) =>
-    Scope.addFinalizer(entry.scope, Effect.sync(() => {
+    Scope.addFinalizerExit(entry.scope, () => {
       entry.closed = true
       heap.remove(entry)
-    }))
+      return Effect.void
+    })
 
   const every: HeartbeatTimerService["every"] = (scope, firstDelayMs, schedule, target) =>
     Effect.flatMap(Effect.context<never>(), (context) =>
