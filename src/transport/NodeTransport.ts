@@ -164,12 +164,16 @@ const connectWith = (
     const scope = yield* Scope.fork(yield* Effect.scope)
     let ws: CoalescingWebSocket | undefined
     // The socket is closed with its Scope. Its finalizer is added to the Scope directly (`acquireRelease` would
-    // keep the reading fiber's context for the connection's life; closing needs nothing from it).
+    // keep the reading fiber's context for the connection's life; closing needs nothing from it), as one
+    // closure that closes when the Scope calls it.
     const open = Effect.uninterruptible(Effect.suspend(() => {
       const made = makeWebSocket(url)
       if (!isNodeWebSocket(made)) return Effect.die(new TypeError("NodeTransport needs the `ws` package's WebSocket (NodeWS)"))
       const opened = ws = new CoalescingWebSocket(made)
-      return Effect.as(Scope.addFinalizer(scope, Effect.sync(() => opened.close(1000))), opened)
+      return Effect.as(Scope.addFinalizerExit(scope, () => {
+        opened.close(1000)
+        return Effect.void
+      }), opened)
     }))
     // Built with an empty context: effect/socket keeps the context it was built in for the connection's life
     // and merges it into the reader's, which copies every service of both into a new map per connection
