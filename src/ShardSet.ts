@@ -66,14 +66,49 @@ const RuntimeEvents: ReadonlySet<string> = new Set([
   "RATE_LIMITED"
 ])
 
-/** What a shard's sink has besides `publish` and `wants`: it is write-only. */
-const writeOnlySink = {
-  subscription: () => Effect.die("a shard's sink is write-only"),
-  subscribe: () => Stream.die("a shard's sink is write-only"),
-  end: Effect.void,
-  fail: () => Effect.void,
-  subscriberCount: Effect.succeed(0)
-} satisfies Omit<DispatchSink["Service"], "publish" | "wants">
+/** What a shard's sink does: its set handles each dispatch with the shard's readiness. */
+interface SinkOwner {
+  readonly publishFrom: (readiness: ShardReadiness.ShardReadiness, dispatch: Dispatch) => Effect.Effect<void>
+  readonly wants: (name: string) => boolean
+}
+
+const NoSubscribers: Effect.Effect<number> = Effect.succeed(0)
+
+type DispatchSinkService = DispatchSink["Service"]
+
+/**
+ * A shard's sink: write-only, its dispatches go to its set (`SinkOwner`) with the shard's readiness. One
+ * small object per shard whose steps are methods, not a closure and a copy of every sink field per shard.
+ */
+class ShardSink implements DispatchSinkService {
+  private readonly owner: SinkOwner
+  private readonly readiness: ShardReadiness.ShardReadiness
+  constructor(owner: SinkOwner, readiness: ShardReadiness.ShardReadiness) {
+    this.owner = owner
+    this.readiness = readiness
+  }
+  publish(dispatch: Dispatch): Effect.Effect<void> {
+    return this.owner.publishFrom(this.readiness, dispatch)
+  }
+  wants(name: string): boolean {
+    return this.owner.wants(name)
+  }
+  subscription(): Effect.Effect<never> {
+    return Effect.die("a shard's sink is write-only")
+  }
+  subscribe(): Stream.Stream<never> {
+    return Stream.die("a shard's sink is write-only")
+  }
+  get end(): Effect.Effect<void> {
+    return Effect.void
+  }
+  fail(): Effect.Effect<void> {
+    return Effect.void
+  }
+  get subscriberCount(): Effect.Effect<number> {
+    return NoSubscribers
+  }
+}
 
 export interface ShardSetParams {
   readonly layout: ShardLayout
@@ -140,8 +175,9 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
 
   const wantsEvent = (name: string) => RuntimeEvents.has(name) || wants(name)
 
-  const sinkFor = (readiness: ShardReadiness.ShardReadiness) => {
-    return (dispatch: Dispatch): Effect.Effect<void> => {
+  const sinkOwner: SinkOwner = {
+    wants: wantsEvent,
+    publishFrom: (readiness, dispatch) => {
       switch (dispatch.name) {
         case "RESUMED":
           return Effect.andThen(set.route(dispatch, false), readiness.observe(dispatch))
@@ -174,7 +210,7 @@ export const make = Effect.fnUntraced(function*(params: ShardSetParams) {
         guildWaitTimeout: guildWaitTimeout,
         onReady: (info) => onShardReady(shardId, info)
       })
-      const sink = DispatchSink.of({ ...writeOnlySink, publish: sinkFor(readiness), wants: wantsEvent })
+      const sink = DispatchSink.of(new ShardSink(sinkOwner, readiness))
       // Status follows the shard's phase; a session leaving "ready" fails its in-flight member requests.
       let wasReady = false
       const onStateChange = (state: ShardState): Effect.Effect<void> => {
