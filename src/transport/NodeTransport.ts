@@ -162,30 +162,30 @@ const connectWith = (
   Effect.gen(function*() {
     // The connection gets its own child of the caller's Scope so a failed open is released at once.
     const scope = yield* Scope.fork(yield* Effect.scope)
-    let ws: CoalescingWebSocket | undefined
-    // The socket is closed with its Scope. Its finalizer is added to the Scope directly (`acquireRelease` would
-    // keep the reading fiber's context for the connection's life; closing needs nothing from it), as one
-    // closure that closes when the Scope calls it.
-    const open = Effect.uninterruptible(Effect.suspend(() => {
+    // The socket is made here and closed with its Scope, then handed to effect/socket as made: effect/socket
+    // keeps the effect that acquires its socket for the connection's life, and a value keeps nothing more.
+    // The finalizer is added to the Scope directly (`acquireRelease` would keep the fiber's context for the
+    // connection's life; closing needs nothing from it), as one closure that closes when the Scope calls it.
+    const ws = yield* Effect.uninterruptible(Effect.suspend(() => {
       const made = makeWebSocket(url)
       if (!isNodeWebSocket(made)) return Effect.die(new TypeError("NodeTransport needs the `ws` package's WebSocket (NodeWS)"))
-      const opened = ws = new CoalescingWebSocket(made)
+      const opened = new CoalescingWebSocket(made)
       return Effect.as(Scope.addFinalizerExit(scope, () => {
         opened.close(1000)
         return Effect.void
       }), opened)
-    }))
+    })).pipe(Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause))))
     // Built with an empty context: effect/socket keeps the context it was built in for the connection's life
     // and merges it into the reader's, which copies every service of both into a new map per connection
     // (0.75 KiB per connection, measured over 1000) unless one of them is empty. The socket needs no
-    // service: the constructor is in hand.
-    const socket = yield* Effect.provideContext(Socket.fromWebSocket(open, { openTimeout }), Context.empty())
+    // service: it is in hand.
+    const socket = yield* Effect.provideContext(Socket.fromWebSocket(Effect.succeed(ws), { openTimeout }), Context.empty())
     const reader = yield* Scope.provide(socket.reader, scope).pipe(
       Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause))),
       Effect.mapError((error) => connectFailed(url, error, openTimeout))
     )
     const { write } = yield* Scope.provide(socket.writer, scope)
-    return new NodeConnection(ws!, reader.pull, write)
+    return new NodeConnection(ws, reader.pull, write)
   })
 
 /** The real transport with options: `openTimeout` bounds the WebSocket opening handshake (default 10 s). */
