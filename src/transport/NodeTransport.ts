@@ -154,6 +154,16 @@ class NodeConnection implements GatewayConnection {
   }
 }
 
+/**
+ * Closes the socket (1000) when the Scope closes: one closure that closes when the Scope calls it, made here
+ * so that it keeps nothing but the socket for the connection's life.
+ */
+const closeWithScope = (scope: Scope.Scope, ws: CoalescingWebSocket): Effect.Effect<void> =>
+  Scope.addFinalizerExit(scope, () => {
+    ws.close(1000)
+    return Effect.void
+  })
+
 const connectWith = (
   makeWebSocket: MakeWebSocket,
   url: string,
@@ -165,15 +175,12 @@ const connectWith = (
     // The socket is made here and closed with its Scope, then handed to effect/socket as made: effect/socket
     // keeps the effect that acquires its socket for the connection's life, and a value keeps nothing more.
     // The finalizer is added to the Scope directly (`acquireRelease` would keep the fiber's context for the
-    // connection's life; closing needs nothing from it), as one closure that closes when the Scope calls it.
+    // connection's life; closing needs nothing from it).
     const ws = yield* Effect.uninterruptible(Effect.suspend(() => {
       const made = makeWebSocket(url)
       if (!isNodeWebSocket(made)) return Effect.die(new TypeError("NodeTransport needs the `ws` package's WebSocket (NodeWS)"))
       const opened = new CoalescingWebSocket(made)
-      return Effect.as(Scope.addFinalizerExit(scope, () => {
-        opened.close(1000)
-        return Effect.void
-      }), opened)
+      return Effect.as(closeWithScope(scope, opened), opened)
     })).pipe(Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause))))
     // Built with an empty context: effect/socket keeps the context it was built in for the connection's life
     // and merges it into the reader's, which copies every service of both into a new map per connection
