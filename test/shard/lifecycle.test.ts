@@ -382,7 +382,7 @@ describe("commands", () => {
     })))
   })
 
-  it.effect("closing a shard's Scope without a stop (its fiber interrupted) closes its connection with 1000; no beat follows", () =>
+  it.effect("item 38: closing a shard's Scope without a stop (its fiber interrupted) closes its connection with 1000; no beat follows", () =>
     Effect.gen(function*() {
       const sim = yield* GatewaySimulator
       const scope = yield* Scope.make()
