@@ -191,13 +191,12 @@ const make = Effect.fnUntraced(function*(rawOptions: GatewayLayerOptions) {
   // shard).
   // They share one HeartbeatTimer (one sleeping fiber for every shard's heartbeat): the application's, when
   // its context has one, else one in the Gateway's Scope.
-  const sharedTimer = yield* Effect.serviceOption(HeartbeatTimer)
   const shardContext = Context.add(
     Context.omit(GatewayInfo, Cache, Layer.CurrentMemoMap, Scope.Scope)(
       yield* Effect.context<GatewayTransport | SessionStore | IdentifyRateLimiter>()
     ),
     HeartbeatTimer,
-    Option.isSome(sharedTimer) ? sharedTimer.value : yield* HeartbeatTimer.make
+    yield* HeartbeatTimer.sharedOrMake
   )
   const reshardOptions = rawOptions.reshard ?? {}
   const now = () => clock.currentTimeMillisUnsafe()

@@ -214,6 +214,12 @@ export class HeartbeatTimer extends Context.Service<HeartbeatTimer, HeartbeatTim
   /** Builds a timer in the current Scope (its fiber ends with it), on the current Clock. */
   static readonly make = make
 
+  /** The timer of the current context when there is one (shared), else a new one in the current Scope. */
+  static readonly sharedOrMake: Effect.Effect<HeartbeatTimerService, never, Scope.Scope> = Effect.flatMap(
+    Effect.serviceOption(HeartbeatTimer),
+    (shared) => shared._tag === "Some" ? Effect.succeed(shared.value) : make
+  )
+
   /** One timer for every shard built with it. */
   static readonly layer: Layer.Layer<HeartbeatTimer> = Layer.effect(HeartbeatTimer, make)
 }

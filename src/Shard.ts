@@ -241,21 +241,26 @@ interface ShardServices {
 }
 
 /**
- * A running shard's handle. `state`, `changes` and `join` are made when read: a shard lives long, and most
- * handles are never asked (a class keeps its getters on the prototype, not in every handle). `send` and
+ * A running shard's handle. `id` and `count` are read from the runtime, and `state`, `changes` and `join`
+ * are made when read: a shard lives long, and most handles are never asked (a class keeps its getters on the
+ * prototype, not in every handle). `send` and
  * `stop` are bound, so that they can be passed around as functions.
  */
 class ShardHandle implements Shard {
-  readonly id: number
-  readonly count: number
   private readonly runtime: ShardRuntime
   private readonly fiber: Fiber.Fiber<void, FatalCloseError>
 
   constructor(runtime: ShardRuntime, fiber: Fiber.Fiber<void, FatalCloseError>) {
-    this.id = runtime.shardId
-    this.count = runtime.shardCount
     this.runtime = runtime
     this.fiber = fiber
+  }
+
+  get id(): number {
+    return this.runtime.shardId
+  }
+
+  get count(): number {
+    return this.runtime.shardCount
   }
 
   readonly send = (command: GatewayCommand): Effect.Effect<void, SendError> => this.runtime.send(command)
@@ -394,12 +399,13 @@ class ShardRuntime {
 
   constructor(
     options: ShardOptions,
+    key: { readonly shardId: number; readonly shardCount: number },
     services: ShardServices,
     session: LiveSession | null,
     stopSignal: Deferred.Deferred<void>
   ) {
     this.options = options
-    this.key = { shardId: options.shardId, shardCount: options.shardCount }
+    this.key = key
     this.services = services
     this.readyTimeoutMs = Duration.toMillis(Duration.fromInputUnsafe(options.readyTimeout ?? "30 seconds"))
     this.stopSignal = stopSignal
@@ -713,6 +719,11 @@ class Connection {
     })
   }
 
+  /** It reached READY/RESUMED and had a heartbeat acknowledged after it (`Outcome.healthy`). */
+  get healthy(): boolean {
+    return this.ready && this.acksSinceReady > 0
+  }
+
   fork<A, E>(effect: Effect.Effect<A, E>): Effect.Effect<Fiber.Fiber<A, E>> {
     return Effect.forkIn(effect, this.scope)
   }
@@ -732,7 +743,7 @@ class Connection {
       this.finished = true
       return Effect.andThen(
         this.conn.close(code),
-        Deferred.succeed(this.ended, { kind, healthy: this.ready && this.acksSinceReady > 0 })
+        Deferred.succeed(this.ended, { kind, healthy: this.healthy })
       )
     })
   }
@@ -986,7 +997,6 @@ class Connection {
       if (this.finished) return yield* this.awaitEnded
       this.finished = true
       const shard = this.shard
-      const healthy = this.ready && this.acksSinceReady > 0
       const info = classifyClose(closed.code)
       yield* shard.update({ lastError: closed.message })
       yield* Effect.logInfo(`${closed.message}: ${info.name}, ${info.action}`)
@@ -994,7 +1004,7 @@ class Connection {
         return yield* (new info.error({ shardId: shard.shardId, shardCount: shard.shardCount, code: closed.code, reason: closed.reason }))
       }
       if (info.action === "identify") yield* shard.forgetSession()
-      return { kind: "closed", healthy } satisfies Outcome
+      return { kind: "closed", healthy: this.healthy } satisfies Outcome
     })
   }
 
@@ -1081,7 +1091,6 @@ class Connection {
  * connection closes with 1000); use `stop` for a chosen close code.
  */
 export const make = Effect.fnUntraced(function*(options: ShardOptions) {
-  const sharedTimer = yield* Effect.serviceOption(HeartbeatTimer)
   const services: ShardServices = {
     transport: yield* GatewayTransport,
     identifyLimiter: yield* IdentifyRateLimiter,
@@ -1089,7 +1098,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
     sink: yield* DispatchSink,
     clock: yield* Clock.Clock,
     // The Gateway's timer when there is one (shared by its shards), else one of the shard's own.
-    heartbeats: Option.isSome(sharedTimer) ? sharedTimer.value : yield* HeartbeatTimer.make
+    heartbeats: yield* HeartbeatTimer.sharedOrMake
   }
   const key = { shardId: options.shardId, shardCount: options.shardCount }
   const session = Option.getOrNull(
@@ -1098,7 +1107,7 @@ export const make = Effect.fnUntraced(function*(options: ShardOptions) {
       Effect.catch((error) => Effect.as(Effect.logWarning("could not read the saved session", error), Option.none()))
     )
   )
-  const runtime = new ShardRuntime(options, services, session, yield* Deferred.make<void>())
+  const runtime = new ShardRuntime(options, key, services, session, yield* Deferred.make<void>())
   const identifyBytes = byteLength(runtime.identifyFrame())
   if (identifyBytes > MaxFrameBytes) {
     return yield* new PayloadTooLarge({ op: 2, bytes: identifyBytes, limit: MaxFrameBytes })
